@@ -1,0 +1,129 @@
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from app.api.deps import RunDep, RunId, SessionDep
+from app.core import queue
+from app.core.db import session_scope
+from app.models import RunStatus
+from app.schemas import MetricKey, MetricsPublic, PredictionsPublic, RunCreate, RunPublic, RunsPublic
+from app.services import runs as run_service
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No run has this id."}}
+
+
+@router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
+def create_run(body: RunCreate) -> RunPublic:
+    """Queue a run; it trains as soon as a worker is free."""
+    with session_scope() as session:
+        run = run_service.create_run_from_request(session=session, body=body)
+        public = run_service.to_public(run)
+    queue.enqueue_training([public.id])
+    return public
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(
+    session: SessionDep,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    sweep_id: Annotated[int | None, Query(ge=1, description="Only runs of this sweep.")] = None,
+    tag: Annotated[str | None, Query(max_length=100, description="Only runs with this tag.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Skip this many runs first.")] = 0,
+) -> RunsPublic:
+    """List runs, newest first."""
+    return run_service.list_runs(
+        session=session, status=status, sweep_id=sweep_id, tag=tag, limit=limit, offset=offset
+    )
+
+
+@router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
+def read_run(run: RunDep) -> RunPublic:
+    """Read a run: status, progress, summary."""
+    return run_service.to_public(run)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: {"description": "The run has already ended."}},
+)
+def cancel_run(run_id: RunId) -> RunPublic:
+    """Cancel a queued or running run."""
+    with session_scope() as session:
+        run = run_service.cancel_run(session=session, run_id=run_id)
+        return run_service.to_public(run)
+
+
+def _parse_keys(keys: str | None) -> list[MetricKey] | None:
+    if keys is None or not keys.strip():
+        return None
+    allowed = [key.value for key in MetricKey]
+    chosen = [key.strip() for key in keys.split(",") if key.strip()]
+    unknown = [key for key in chosen if key not in allowed]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "keys"),
+                    "msg": f"unknown metric {', '.join(unknown)}; choose from {', '.join(allowed)}",
+                    "type": "value_error",
+                    "input": keys,
+                }
+            ]
+        )
+    return [MetricKey(key) for key in dict.fromkeys(chosen)]
+
+
+@router.get(
+    "/{run_id}/metrics",
+    response_model=MetricsPublic,
+    response_model_exclude_none=True,
+    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
+)
+def read_metrics(
+    session: SessionDep,
+    run_id: RunId,
+    keys: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated metrics to return (default all): "
+            + ", ".join(key.value for key in MetricKey),
+            examples=["train_loss,val_loss"],
+        ),
+    ] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json (columnar) or csv.")] = "json",
+) -> MetricsPublic | Response:
+    """Read a run's per-epoch history."""
+    chosen = _parse_keys(keys)
+    history = run_service.get_metrics(session=session, run_id=run_id, keys=chosen)
+    if format == "json":
+        return history
+    columns = ["epoch", *(key.value for key in (chosen or list(MetricKey)))]
+    table = [getattr(history, column) for column in columns]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if value is None else value for value in row] for row in zip(*table, strict=True))
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'},
+    )
+
+
+@router.get("/{run_id}/predictions", response_model=PredictionsPublic, responses=NOT_FOUND)
+def read_predictions(
+    session: SessionDep,
+    run_id: RunId,
+    offset: Annotated[int, Query(ge=0, description="Skip this many test points.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1_000_000, description="At most this many test points.")] = 10_000,
+) -> PredictionsPublic:
+    """Read the test split with the trained model's predictions."""
+    return run_service.get_predictions(session=session, run_id=run_id, offset=offset, limit=limit)

@@ -1,0 +1,63 @@
+"""Every setting Sweepyard reads, from the environment with the prefix SWEEPYARD_."""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER = "filesystem://"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWEEPYARD_", extra="ignore")
+
+    var_dir: Path = Field(
+        Path("var"), description="Where the embedded default keeps its SQLite file and broker folders."
+    )
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means the SQLite file var_dir/sweepyard.db."
+    )
+    broker_url: str = Field(
+        EMBEDDED_BROKER,
+        description="Celery broker URL; filesystem:// is the embedded broker that needs no server.",
+    )
+    queue: str = Field("sweepyard.training", description="The Celery queue that training tasks go to.")
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Celery worker processes that `sweepyard up` and `sweepyard worker` start.",
+    )
+    api_token: SecretStr | None = Field(None, description="Bearer token the API requires when set.")
+    compute_budget: float = Field(
+        1e12, gt=0, description="Largest n_train x epochs x parameters a run spec may ask for."
+    )
+    metrics_flush_interval_s: float = Field(
+        1.0, gt=0, description="How often a worker writes buffered epoch metrics to the database."
+    )
+    cancel_check_interval_s: float = Field(
+        0.05, gt=0, description="How often a worker looks for cancelled runs between epochs."
+    )
+    log_level: str = Field("INFO", description="Log level of the API and the workers.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'sweepyard.db').resolve()}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker_url.startswith(EMBEDDED_BROKER)
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.var_dir / "broker").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

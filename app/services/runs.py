@@ -1,0 +1,258 @@
+"""Runs: creating, reading and cancelling them for the API; claiming and recording them for workers.
+
+Every function takes the session as a keyword argument and leaves committing to session_scope().
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.models import EpochMetric, Run, RunArtifact, RunStatus, RunTag, utcnow
+from app.schemas import (
+    MetricKey,
+    MetricsPublic,
+    PredictionsPublic,
+    Progress,
+    RunCreate,
+    RunPublic,
+    RunSpec,
+    RunsPublic,
+    RunSummary,
+)
+from app.services.errors import Conflict, NotFound
+
+PREDICTIONS_ARTIFACT = "predictions"
+ACTIVE_STATUSES = (RunStatus.queued.value, RunStatus.running.value)
+
+
+def to_public(run: Run) -> RunPublic:
+    return RunPublic(
+        id=run.id,
+        name=run.name,
+        tags=run.tags,
+        status=RunStatus(run.status),
+        spec=RunSpec.from_stored(run.spec),
+        sweep_id=run.sweep_id,
+        progress=Progress(epoch=run.progress_epoch, epochs=run.epochs),
+        summary=RunSummary.model_validate(run.summary) if run.summary is not None else None,
+        device=run.device,
+        worker=run.worker,
+        error=run.error,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+# --- the API side -------------------------------------------------------------------------------------
+
+
+def create_run(
+    *,
+    session: Session,
+    spec: RunSpec,
+    name: str | None = None,
+    tags: Sequence[str] = (),
+    sweep_id: int | None = None,
+) -> Run:
+    run = Run(
+        name=name,
+        status=RunStatus.queued.value,
+        spec=spec.model_dump(mode="json"),
+        sweep_id=sweep_id,
+        epochs=spec.epochs,
+        progress_epoch=0,
+    )
+    # Duplicate tags collapse to one, first position kept.
+    run.tag_rows = [RunTag(tag=tag, position=i) for i, tag in enumerate(dict.fromkeys(tags))]
+    session.add(run)
+    session.flush()
+    return run
+
+
+def create_run_from_request(*, session: Session, body: RunCreate) -> Run:
+    return create_run(session=session, spec=body.spec(), name=body.name, tags=body.tags)
+
+
+def get_run(*, session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def list_runs(
+    *,
+    session: Session,
+    status: RunStatus | None = None,
+    sweep_id: int | None = None,
+    tag: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> RunsPublic:
+    filters: list[ColumnElement[bool]] = []
+    if status is not None:
+        filters.append(Run.status == status.value)
+    if sweep_id is not None:
+        filters.append(Run.sweep_id == sweep_id)
+    if tag is not None:
+        filters.append(Run.tag_rows.any(RunTag.tag == tag))
+    count = session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
+    runs = session.scalars(
+        select(Run).where(*filters).order_by(Run.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return RunsPublic(data=[to_public(run) for run in runs], count=count)
+
+
+def cancel_run(*, session: Session, run_id: int) -> Run:
+    """A queued run never starts; a running one stops at its worker's next look (within an epoch)."""
+    run = get_run(session=session, run_id=run_id)
+    if run.status not in ACTIVE_STATUSES:
+        raise Conflict(f"run {run_id} has already ended ({run.status}); only queued or running runs cancel")
+    run.status = RunStatus.cancelled.value
+    run.finished_at = utcnow()
+    return run
+
+
+def get_metrics(*, session: Session, run_id: int, keys: Sequence[MetricKey] | None = None) -> MetricsPublic:
+    get_run(session=session, run_id=run_id)
+    chosen = list(keys) if keys else list(MetricKey)
+    columns = [getattr(EpochMetric, key.value) for key in chosen]
+    rows = session.execute(
+        select(EpochMetric.epoch, *columns).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)
+    ).all()
+    history: dict[str, Any] = {"run_id": run_id, "epoch": [row[0] for row in rows]}
+    for i, key in enumerate(chosen, start=1):
+        history[key.value] = [row[i] for row in rows]
+    return MetricsPublic.model_validate(history)
+
+
+def get_predictions(*, session: Session, run_id: int, offset: int, limit: int) -> PredictionsPublic:
+    run = get_run(session=session, run_id=run_id)
+    artifact = session.get(RunArtifact, (run_id, PREDICTIONS_ARTIFACT))
+    if artifact is None:
+        raise NotFound(
+            f"run {run_id} has no predictions: they are written when a run succeeds, and it is {run.status}"
+        )
+    stored = json.loads(artifact.data)
+    window = slice(offset, offset + limit)
+    return PredictionsPublic(
+        run_id=run_id,
+        task=RunSpec.from_stored(run.spec).task,
+        count=len(stored["targets"]),
+        offset=offset,
+        inputs=stored["inputs"][window],
+        targets=stored["targets"][window],
+        predictions=stored["predictions"][window],
+    )
+
+
+# --- the worker side ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    id: int
+    spec: RunSpec
+
+
+def claim_runs(*, session: Session, run_ids: Iterable[int], worker: str) -> list[ClaimedRun]:
+    """Move queued runs to running for this worker. A run already claimed, cancelled or ended is skipped,
+    so a redelivered task never trains a run twice."""
+    claimed = []
+    for run_id in run_ids:
+        result = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.queued.value)
+            .values(status=RunStatus.running.value, worker=worker, started_at=utcnow(), error=None)
+            .returning(Run.spec)
+        ).first()
+        if result is not None:
+            claimed.append(ClaimedRun(id=run_id, spec=RunSpec.from_stored(result[0])))
+    return claimed
+
+
+def set_device(*, session: Session, run_ids: Iterable[int], device: str) -> None:
+    session.execute(update(Run).where(Run.id.in_(list(run_ids))).values(device=device))
+
+
+def record_epochs(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert epoch rows (a replayed epoch overwrites its row) and move each run's progress forward."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(EpochMetric)
+    statement = statement.on_conflict_do_update(
+        index_elements=[EpochMetric.run_id, EpochMetric.epoch],
+        set_={key.value: statement.excluded[key.value] for key in MetricKey},
+    )
+    session.execute(statement, list(rows))
+    latest: dict[int, int] = {}
+    for row in rows:
+        latest[row["run_id"]] = max(latest.get(row["run_id"], 0), row["epoch"])
+    for run_id, epoch in latest.items():
+        session.execute(
+            update(Run).where(Run.id == run_id, Run.progress_epoch < epoch).values(progress_epoch=epoch)
+        )
+
+
+def stopped_run_ids(*, session: Session, run_ids: Iterable[int]) -> set[int]:
+    """The runs among these that someone cancelled (or that otherwise left running) since they started."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    rows = session.scalars(select(Run.id).where(Run.id.in_(ids), Run.status != RunStatus.running.value))
+    return set(rows)
+
+
+def finish_run(
+    *,
+    session: Session,
+    run_id: int,
+    status: RunStatus,
+    summary: dict[str, Any] | None,
+    error: str | None = None,
+    predictions: dict[str, Any] | None = None,
+) -> None:
+    """Write the outcome. A run cancelled while it trained stays cancelled, with its summary kept."""
+    session.execute(update(Run).where(Run.id == run_id).values(summary=summary))
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.running.value)
+        .values(status=status.value, error=error, finished_at=utcnow())
+    )
+    if predictions is not None:
+        session.merge(
+            RunArtifact(
+                run_id=run_id,
+                name=PREDICTIONS_ARTIFACT,
+                media_type="application/json",
+                data=json.dumps(predictions, separators=(",", ":")).encode(),
+            )
+        )
+
+
+def queued_run_ids(*, session: Session) -> list[int]:
+    return list(session.scalars(select(Run.id).where(Run.status == RunStatus.queued.value).order_by(Run.id)))
+
+
+def requeue_orphans(*, session: Session, worker: str) -> list[int]:
+    """Runs left `running` by an earlier life of this worker (it was stopped mid-run): back to the queue,
+    history cleared, to train again from the start."""
+    orphan_ids = list(
+        session.scalars(select(Run.id).where(Run.status == RunStatus.running.value, Run.worker == worker))
+    )
+    if orphan_ids:
+        session.execute(delete(EpochMetric).where(EpochMetric.run_id.in_(orphan_ids)))
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(orphan_ids))
+            .values(status=RunStatus.queued.value, progress_epoch=0, summary=None, started_at=None)
+        )
+    return orphan_ids

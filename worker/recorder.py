@@ -1,0 +1,64 @@
+"""The worker's TrainingObserver: buffers epoch metrics and writes them in bulk, about once a second."""
+
+import logging
+import time
+from typing import Any
+
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.services import runs as run_service
+from worker.training.observer import EpochMetrics, RunOutcome
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseRecorder:
+    def __init__(self, settings: Settings, run_ids: list[int]) -> None:
+        self.flush_interval = settings.metrics_flush_interval_s
+        self.check_interval = settings.cancel_check_interval_s
+        self.active = set(run_ids)
+        self.buffer: list[dict[str, Any]] = []
+        self.stopped: set[int] = set()
+        self.last_flush = self.last_check = time.monotonic()
+
+    def started(self, run_ids: list[int], device: str) -> None:
+        with session_scope() as session:
+            run_service.set_device(session=session, run_ids=run_ids, device=device)
+
+    def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
+        self.buffer.append({"run_id": run_id, **metrics.__dict__})
+        if time.monotonic() - self.last_flush >= self.flush_interval:
+            self.flush()
+
+    def should_stop(self, run_id: int) -> bool:
+        # One cheap query for the whole bundle, at most every check_interval: a cancelled run stops within
+        # an epoch, or within that interval when epochs are shorter.
+        now = time.monotonic()
+        if now - self.last_check >= self.check_interval:
+            with session_scope() as session:
+                self.stopped = run_service.stopped_run_ids(session=session, run_ids=self.active)
+            self.last_check = now
+        return run_id in self.stopped
+
+    def flush(self) -> None:
+        if self.buffer:
+            with session_scope() as session:
+                run_service.record_epochs(session=session, rows=self.buffer)
+            self.buffer = []
+        self.last_flush = time.monotonic()
+
+    def finished(self, run_id: int, outcome: RunOutcome) -> None:
+        self.flush()
+        with session_scope() as session:
+            run_service.finish_run(
+                session=session,
+                run_id=run_id,
+                status=outcome.status,
+                summary=outcome.summary,
+                error=outcome.error,
+                predictions=outcome.predictions,
+            )
+        self.active.discard(run_id)
+        logger.info(
+            "run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else ""
+        )
