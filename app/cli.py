@@ -122,3 +122,7 @@ def up() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

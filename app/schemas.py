@@ -30,9 +30,9 @@ class DeviceName(StrEnum):
 
 
 class SplitSizes(BaseModel):
-    train: int
-    val: int
-    test: int
+    train: int = Field(description="Training points.")
+    val: int = Field(description="Validation points.")
+    test: int = Field(description="Test points.")
 
 
 class RunSpec(BaseModel):
@@ -142,6 +142,8 @@ class RunCreate(RunSpec):
 
 
 class Progress(BaseModel):
+    """How far a run has come."""
+
     epoch: int = Field(description="Epochs completed and recorded.", examples=[42])
     epochs: int = Field(description="Epochs the run will train.", examples=[100])
 
@@ -167,18 +169,18 @@ class RunPublic(BaseModel):
     status: RunStatus = Field(description="queued -> running -> succeeded | failed | cancelled | pruned.")
     spec: RunSpec = Field(description="The spec as accepted, defaults filled in.")
     sweep_id: int | None = Field(description="The sweep the run belongs to, if any.")
-    progress: Progress
+    progress: Progress = Field(description="Epochs done out of epochs planned.")
     summary: RunSummary | None = Field(description="Results so far; null until the first flush.")
     device: str | None = Field(description="Where it trained, such as cpu or cuda:0.", examples=["cpu"])
     worker: str | None = Field(description="The worker that claimed it.", examples=["sweepyard@host"])
     error: str | None = Field(description="Why it failed, when it did.")
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: datetime = Field(description="When the run was queued (UTC).")
+    started_at: datetime | None = Field(description="When a worker claimed it (UTC).")
+    finished_at: datetime | None = Field(description="When it ended, whatever the end (UTC).")
 
 
 class RunsPublic(BaseModel):
-    data: list[RunPublic]
+    data: list[RunPublic] = Field(description="The runs on this page, newest first.")
     count: int = Field(description="Runs matching the filters, before limit and offset.", examples=[1])
 
 
@@ -192,11 +194,17 @@ class MetricKey(StrEnum):
 class MetricsPublic(BaseModel):
     """A run's history, one list per metric, aligned with `epoch`."""
 
-    run_id: int = Field(examples=[1])
+    run_id: int = Field(description="The run's id.", examples=[1])
     epoch: list[int] = Field(description="Epoch numbers, 1-based.", examples=[[1, 2, 3]])
-    train_loss: list[float] | None = Field(None, examples=[[0.69, 0.61, 0.52]])
-    val_loss: list[float] | None = Field(None, examples=[[0.67, 0.58, 0.49]])
-    best_val_loss: list[float] | None = Field(None, examples=[[0.67, 0.58, 0.49]])
+    train_loss: list[float] | None = Field(
+        None, description="Mean mini-batch training loss of each epoch.", examples=[[0.69, 0.61, 0.52]]
+    )
+    val_loss: list[float] | None = Field(
+        None, description="Validation loss after each epoch.", examples=[[0.67, 0.58, 0.49]]
+    )
+    best_val_loss: list[float] | None = Field(
+        None, description="Lowest validation loss up to each epoch.", examples=[[0.67, 0.58, 0.49]]
+    )
     val_accuracy: list[float | None] | None = Field(
         None, description="Null entries for regression runs.", examples=[[0.55, 0.71, 0.9]]
     )
@@ -205,10 +213,10 @@ class MetricsPublic(BaseModel):
 class PredictionsPublic(BaseModel):
     """The test split and the trained model's outputs on it."""
 
-    run_id: int = Field(examples=[1])
-    task: Task
+    run_id: int = Field(description="The run's id.", examples=[1])
+    task: Task = Field(description="classification or regression.")
     count: int = Field(description="Points in the test split.", examples=[400])
-    offset: int = Field(examples=[0])
+    offset: int = Field(description="Index of the first point returned.", examples=[0])
     inputs: list[list[float]] = Field(
         description="Model inputs (standardised for regression_1d).", examples=[[[0.98, 0.05]]]
     )
@@ -220,14 +228,14 @@ class PredictionsPublic(BaseModel):
 
 
 class DatasetPublic(BaseModel):
-    name: DatasetName
-    task: Task
-    input_dim: int = Field(examples=[2])
-    description: str
+    name: DatasetName = Field(description="The value for a spec's `dataset`.")
+    task: Task = Field(description="classification (BCE on logits) or regression (MSE).")
+    input_dim: int = Field(description="Input features per point.", examples=[2])
+    description: str = Field(description="How the points are made.")
 
 
 class Health(BaseModel):
-    status: str = Field(examples=["ok"])
+    status: str = Field(description="ok while the process answers.", examples=["ok"])
 
 
 class Readiness(BaseModel):

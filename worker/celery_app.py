@@ -23,8 +23,7 @@ def _init_child(**_: Any) -> None:
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     # Connections must not cross a fork.
-    db.get_engine.cache_clear()
-    db._session_factory.cache_clear()
+    db.forget_engines(close=False)
 
 
 @worker_ready.connect

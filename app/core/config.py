@@ -4,7 +4,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER = "filesystem://"
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=lambda: len(os.sched_getaffinity(0)),
         ge=1,
         description="Celery worker processes that `sweepyard up` and `sweepyard worker` start.",
     )
@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         0.05, gt=0, description="How often a worker looks for cancelled runs between epochs."
     )
     log_level: str = Field("INFO", description="Log level of the API and the workers.")
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_no_token(cls, value: object) -> object:
+        # Compose passes SWEEPYARD_API_TOKEN= when unset; an empty token must not become a valid one.
+        return None if value == "" else value
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,19 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-@lru_cache
+_engines: dict[str, Engine] = {}
+_session_factories: dict[str, sessionmaker[Session]] = {}
+
+
 def get_engine(url: str | None = None) -> Engine:
+    """The engine for this URL (default: the settings' database), made once per process."""
     url = url or get_settings().resolved_database_url
+    if url not in _engines:
+        _engines[url] = _create_engine(url)
+    return _engines[url]
+
+
+def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -41,15 +50,22 @@ def get_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-@lru_cache
-def _session_factory(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+def forget_engines(close: bool = True) -> None:
+    """Drop every engine: after a fork (close=False keeps the parent's connections intact) or when the
+    settings change."""
+    for engine in _engines.values():
+        engine.dispose(close=close)
+    _engines.clear()
+    _session_factories.clear()
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """Commit on success, roll back on any error, and report an unreachable database as one error type."""
-    session = _session_factory(url)()
+    key = url or get_settings().resolved_database_url
+    if key not in _session_factories:
+        _session_factories[key] = sessionmaker(bind=get_engine(key), expire_on_commit=False)
+    session = _session_factories[key]()
     try:
         yield session
         session.commit()

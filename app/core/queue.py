@@ -3,6 +3,7 @@
 The API never imports worker/: it only knows the task's name and the queue it listens on.
 """
 
+import logging
 from functools import lru_cache
 from typing import Any
 
@@ -11,6 +12,7 @@ from celery import Celery
 from app.core.config import Settings, get_settings
 
 TRAIN_TASK = "sweepyard.train_runs"
+logger = logging.getLogger(__name__)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -18,7 +20,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.uses_embedded_broker:
         queue_dir = settings.broker_dir / "queue"
         processed_dir = settings.broker_dir / "processed"
-        for folder in (queue_dir, processed_dir):
+        control_dir = settings.broker_dir / "control"
+        for folder in (queue_dir, processed_dir, control_dir):
             folder.mkdir(parents=True, exist_ok=True)
         # Consumers claim a message by renaming its file into processed/; a rename on one filesystem is
         # atomic, so two worker processes never take the same message.
@@ -27,6 +30,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_out": str(queue_dir),
             "store_processed": True,
             "processed_folder": str(processed_dir),
+            "control_folder": str(control_dir),
             "polling_interval": 0.2,
         }
     else:
@@ -64,9 +68,18 @@ def _client() -> Celery:
     return make_celery(get_settings(), main="sweepyard-api")
 
 
-def enqueue_training(run_ids: list[int]) -> None:
-    """Ask a worker to train these runs together. Call only after the transaction that wrote them commits."""
-    _client().send_task(TRAIN_TASK, args=[run_ids], queue=get_settings().queue)
+def enqueue_training(run_ids: list[int]) -> bool:
+    """Ask a worker to train these runs together. Call only after the transaction that wrote them commits.
+
+    False when the broker is unreachable: the runs stay queued in the database, which is the truth, and a
+    worker sends them again when it starts.
+    """
+    try:
+        _client().send_task(TRAIN_TASK, args=[run_ids], queue=get_settings().queue)
+    except Exception:  # the broker's many transport errors all mean "not sent now"
+        logger.warning("could not enqueue runs %s; they stay queued in the database", run_ids, exc_info=True)
+        return False
+    return True
 
 
 def broker_problem() -> str | None:

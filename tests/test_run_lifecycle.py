@@ -1,0 +1,104 @@
+"""The worker-side run services on both databases: claiming once, idempotent epochs, outcomes, orphans."""
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app.core.db import session_scope
+from app.models import EpochMetric, RunStatus
+from app.schemas import RunSpec
+from app.services import runs as run_service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    fixture = "sweepyard_env" if request.param == "sqlite" else "postgres_env"
+    request.getfixturevalue(fixture)
+    return str(request.param)
+
+
+def new_run(**fields: Any) -> int:
+    with session_scope() as session:
+        return run_service.create_run(session=session, spec=RunSpec.model_validate(fields)).id
+
+
+def epoch_row(run_id: int, epoch: int, loss: float) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "epoch": epoch,
+        "train_loss": loss,
+        "val_loss": loss,
+        "best_val_loss": loss,
+        "val_accuracy": None,
+    }
+
+
+def test_a_run_is_claimed_once(database: str) -> None:
+    run_id = new_run(epochs=5, seed=9)
+    with session_scope() as session:
+        claimed = run_service.claim_runs(session=session, run_ids=[run_id, 12345], worker="a")
+    assert [(c.id, c.spec.seed, c.spec.epochs) for c in claimed] == [(run_id, 9, 5)]
+    with session_scope() as session:
+        assert run_service.claim_runs(session=session, run_ids=[run_id], worker="b") == []
+        run = run_service.get_run(session=session, run_id=run_id)
+        assert (run.status, run.worker, run.started_at is not None) == ("running", "a", True)
+
+
+def test_replayed_epochs_overwrite(database: str) -> None:
+    run_id = new_run()
+    with session_scope() as session:
+        run_service.record_epochs(session=session, rows=[epoch_row(run_id, e, 1.0) for e in (1, 2, 3)])
+    with session_scope() as session:
+        run_service.record_epochs(session=session, rows=[epoch_row(run_id, e, 0.5) for e in (2, 3, 4)])
+    with session_scope() as session:
+        count = session.scalar(select(func.count()).where(EpochMetric.run_id == run_id))
+        history = run_service.get_metrics(session=session, run_id=run_id)
+        progress = run_service.get_run(session=session, run_id=run_id).progress_epoch
+    assert count == 4
+    assert history.epoch == [1, 2, 3, 4] and history.train_loss == [1.0, 0.5, 0.5, 0.5]
+    assert progress == 4
+
+
+def test_a_run_cancelled_while_training_stays_cancelled(database: str) -> None:
+    run_id = new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[run_id], worker="a")
+    with session_scope() as session:
+        run_service.cancel_run(session=session, run_id=run_id)
+    with session_scope() as session:
+        assert run_service.stopped_run_ids(session=session, run_ids=[run_id]) == {run_id}
+        run_service.finish_run(
+            session=session, run_id=run_id, status=RunStatus.succeeded, summary={"train_loss": 0.3}
+        )
+    with session_scope() as session:
+        run = run_service.get_run(session=session, run_id=run_id)
+        assert (run.status, run.summary) == ("cancelled", {"train_loss": 0.3})
+
+
+def test_failure_records_its_reason(database: str) -> None:
+    run_id = new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[run_id], worker="a")
+        run_service.finish_run(
+            session=session, run_id=run_id, status=RunStatus.failed, summary=None, error="it broke"
+        )
+    with session_scope() as session:
+        run = run_service.get_run(session=session, run_id=run_id)
+        assert (run.status, run.error, run.finished_at is not None) == ("failed", "it broke", True)
+
+
+def test_orphans_of_this_worker_go_back_to_the_queue(database: str) -> None:
+    mine, theirs, queued = new_run(), new_run(), new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[mine], worker="me")
+        run_service.claim_runs(session=session, run_ids=[theirs], worker="them")
+        run_service.record_epochs(session=session, rows=[epoch_row(mine, 1, 1.0)])
+    with session_scope() as session:
+        assert run_service.requeue_orphans(session=session, worker="me") == [mine]
+    with session_scope() as session:
+        run = run_service.get_run(session=session, run_id=mine)
+        assert (run.status, run.progress_epoch, run.started_at) == ("queued", 0, None)
+        assert run_service.get_metrics(session=session, run_id=mine).epoch == []
+        assert run_service.get_run(session=session, run_id=theirs).status == "running"
+        assert run_service.queued_run_ids(session=session) == [mine, queued]
