@@ -93,3 +93,12 @@ def test_openapi_covers_the_contract_and_describes_every_field(client: TestClien
     assert schemas["RunCreate"]["examples"][0] == {}
     assert schemas["RunSpec"]["properties"]["depth"]["maximum"] == 16
     assert client.get("/docs").status_code == 200
+
+
+def test_the_api_process_never_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, app.main; app.main.create_app(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
