@@ -5,10 +5,10 @@ import logging
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from app.api import datasets, health, runs
+from app.api import datasets, health, runs, sweeps
 from app.core.config import get_settings
 from app.core.db import DatabaseUnavailable
-from app.services.errors import Conflict, NotFound
+from app.services.errors import Conflict, NotFound, Unprocessable
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """
@@ -31,12 +31,18 @@ def create_app() -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(datasets.router)
     api.include_router(runs.router)
+    api.include_router(sweeps.router)
     app.include_router(api)
     app.include_router(health.router)
 
     @app.exception_handler(NotFound)
     def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(Unprocessable)
+    def unprocessable(_request: Request, exc: Unprocessable) -> JSONResponse:
+        detail = [{"loc": list(exc.loc), "msg": str(exc), "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.exception_handler(Conflict)
     def conflict(_request: Request, exc: Conflict) -> JSONResponse:

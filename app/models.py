@@ -70,6 +70,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(16))
+    # The config as accepted, defaults and the sampler's seed filled in.
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
@@ -83,8 +95,9 @@ class Run(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.queued)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    # Sweeps arrive with their own table; until then a run's sweep is only a number.
-    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    # The configuration within its sweep: the runs of one configuration differ only in seed.
+    sweep_trial: Mapped[int | None] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
     progress_epoch: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -1,25 +1,39 @@
-"""The worker's TrainingObserver: buffers epoch metrics and writes them in bulk, about once a second."""
+"""The worker's TrainingObserver: buffers epoch metrics and writes them in bulk, about once a second.
+
+It is also where a sweep's rules meet training: at a bracket epoch it asks whether the run lags its
+sweep (early_terminate), and when a run of a bayes sweep ends it lets the sweep plan its next runs.
+"""
 
 import logging
 import time
 from typing import Any
 
+from app.core import queue
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.services import pruning, sweeps
 from app.services import runs as run_service
+from app.services.runs import ClaimedRun
 from worker.training.observer import EpochMetrics, RunOutcome
 
 logger = logging.getLogger(__name__)
 
 
 class DatabaseRecorder:
-    def __init__(self, settings: Settings, run_ids: list[int]) -> None:
+    def __init__(self, settings: Settings, runs: list[ClaimedRun]) -> None:
         self.flush_interval = settings.metrics_flush_interval_s
         self.check_interval = settings.cancel_check_interval_s
-        self.active = set(run_ids)
+        self.sweep_of = {run.id: run.sweep_id for run in runs if run.sweep_id is not None}
+        self.active = {run.id for run in runs}
         self.buffer: list[dict[str, Any]] = []
         self.stopped: set[int] = set()
         self.last_flush = self.last_check = time.monotonic()
+        with session_scope() as session:
+            self.brackets = {
+                run.id: set(pruning.pruning_brackets(session=session, sweep_id=run.sweep_id, epochs=run.spec.epochs))
+                for run in runs
+                if run.sweep_id is not None
+            }
 
     def started(self, run_ids: list[int], device: str) -> None:
         with session_scope() as session:
@@ -27,7 +41,15 @@ class DatabaseRecorder:
 
     def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
         self.buffer.append({"run_id": run_id, **metrics.__dict__})
-        if time.monotonic() - self.last_flush >= self.flush_interval:
+        if metrics.epoch in self.brackets.get(run_id, ()):
+            self.flush()  # the comparison reads every run's value at this epoch from the database
+            with session_scope() as session:
+                sweep_id = self.sweep_of[run_id]
+                if pruning.should_prune(session=session, sweep_id=sweep_id, run_id=run_id, epoch=metrics.epoch):
+                    pruning.mark_pruned(session=session, run_id=run_id)
+                    self.stopped.add(run_id)
+                    logger.info("run %s pruned at epoch %s", run_id, metrics.epoch)
+        elif time.monotonic() - self.last_flush >= self.flush_interval:
             self.flush()
 
     def should_stop(self, run_id: int) -> bool:
@@ -36,7 +58,7 @@ class DatabaseRecorder:
         now = time.monotonic()
         if now - self.last_check >= self.check_interval:
             with session_scope() as session:
-                self.stopped = run_service.stopped_run_ids(session=session, run_ids=self.active)
+                self.stopped |= run_service.stopped_run_ids(session=session, run_ids=self.active)
             self.last_check = now
         return run_id in self.stopped
 
@@ -59,6 +81,9 @@ class DatabaseRecorder:
                 predictions=outcome.predictions,
             )
         self.active.discard(run_id)
-        logger.info(
-            "run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else ""
-        )
+        logger.info("run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else "")
+        if run_id in self.sweep_of:
+            with session_scope() as session:
+                bundles = sweeps.advance_sweep(session=session, sweep_id=self.sweep_of[run_id])
+            for bundle in bundles:
+                queue.enqueue_training(bundle)

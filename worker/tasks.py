@@ -37,4 +37,4 @@ def train_runs(self: Any, run_ids: Any) -> None:
         claimed = run_service.claim_runs(session=session, run_ids=ids, worker=worker)
     if not claimed:
         return
-    train_bundle(claimed, DatabaseRecorder(get_settings(), [run.id for run in claimed]))
+    train_bundle(claimed, DatabaseRecorder(get_settings(), claimed))

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     compute_budget: float = Field(
         1e12, gt=0, description="Largest n_train x epochs x parameters a run spec may ask for."
     )
+    max_sweep_runs: int = Field(10_000, ge=1, description="Most runs one sweep may make.")
+    bundle_size: int = Field(
+        64, ge=1, description="Most runs of one architecture a worker trains together as one task."
+    )
+    bayes_in_flight: int = Field(
+        4, ge=1, description="Configurations a bayes sweep trains at once before it asks for more."
+    )
     metrics_flush_interval_s: float = Field(
         1.0, gt=0, description="How often a worker writes buffered epoch metrics to the database."
     )

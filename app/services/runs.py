@@ -59,12 +59,14 @@ def create_run(
     name: str | None = None,
     tags: Sequence[str] = (),
     sweep_id: int | None = None,
+    sweep_trial: int | None = None,
 ) -> Run:
     run = Run(
         name=name,
         status=RunStatus.queued.value,
         spec=spec.model_dump(mode="json"),
         sweep_id=sweep_id,
+        sweep_trial=sweep_trial,
         epochs=spec.epochs,
         progress_epoch=0,
     )
@@ -152,6 +154,23 @@ def get_predictions(*, session: Session, run_id: int, offset: int, limit: int) -
     )
 
 
+# Fields that may differ between the members of one bundle: they change numbers, not the shape of the
+# model or of the training loop.
+PER_MEMBER_FIELDS = frozenset({"seed", "lr", "noise", "weight_decay"})
+
+
+def bundle_key(spec: RunSpec) -> tuple[Any, ...]:
+    return tuple(value for name, value in spec.model_dump().items() if name not in PER_MEMBER_FIELDS)
+
+
+def make_bundles(runs: Sequence[tuple[int, RunSpec]], bundle_size: int) -> list[list[int]]:
+    """Group runs that can train as one batched model, at most bundle_size together, in order."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for run_id, spec in runs:
+        groups.setdefault(bundle_key(spec), []).append(run_id)
+    return [ids[i : i + bundle_size] for ids in groups.values() for i in range(0, len(ids), bundle_size)]
+
+
 # --- the worker side ----------------------------------------------------------------------------------
 
 
@@ -159,6 +178,7 @@ def get_predictions(*, session: Session, run_id: int, offset: int, limit: int) -
 class ClaimedRun:
     id: int
     spec: RunSpec
+    sweep_id: int | None = None
 
 
 def claim_runs(*, session: Session, run_ids: Iterable[int], worker: str) -> list[ClaimedRun]:
@@ -170,10 +190,10 @@ def claim_runs(*, session: Session, run_ids: Iterable[int], worker: str) -> list
             update(Run)
             .where(Run.id == run_id, Run.status == RunStatus.queued.value)
             .values(status=RunStatus.running.value, worker=worker, started_at=utcnow(), error=None)
-            .returning(Run.spec)
+            .returning(Run.spec, Run.sweep_id)
         ).first()
         if result is not None:
-            claimed.append(ClaimedRun(id=run_id, spec=RunSpec.from_stored(result[0])))
+            claimed.append(ClaimedRun(id=run_id, spec=RunSpec.from_stored(result[0]), sweep_id=result[1]))
     return claimed
 
 
