@@ -353,8 +353,12 @@ class ParameterConfig(BaseModel):
                 raise ValueError(f"distribution {self.distribution} needs `min` and `max`")
             if self.min >= self.max:
                 raise ValueError(f"`min` ({self.min}) must be below `max` ({self.max})")
-            if self.distribution.startswith("q_") and self.q is None:
-                raise ValueError(f"distribution {self.distribution} needs `q`")
+            if self.distribution.startswith("q_"):
+                if self.q is None:
+                    raise ValueError(f"distribution {self.distribution} needs `q`")
+                low, high = self.candidate_values()
+                if math.ceil(low / self.q - 1e-9) > math.floor(high / self.q + 1e-9):
+                    raise ValueError(f"no multiple of q = {self.q} lies between {low:g} and {high:g}")
             if self.distribution.endswith("_values") and self.min <= 0:
                 raise ValueError(f"distribution {self.distribution} needs `min` > 0")
             if self.distribution is Distribution.int_uniform and not (

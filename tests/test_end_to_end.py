@@ -148,3 +148,67 @@ def test_postgres_and_redis_deployment(tmp_path: Path, postgres_url: str, redis_
     engine.dispose()
     assert epochs == list(range(1, 31))
     assert not (tmp_path / "var" / "sweepyard.db").exists(), "nothing may go to the embedded database"
+
+
+def wait_for_sweep(client: httpx.Client, sweep_id: int, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (sweep := client.get(f"/api/v1/sweeps/{sweep_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline, f"sweep {sweep_id} still running after {timeout} s: {sweep}"
+        time.sleep(0.3)
+    return dict(sweep)
+
+
+SWEEP_YAML = """
+name: e2e
+method: grid
+metric: {name: test_loss, goal: minimize}
+parameters:
+  depth: {values: [1, 2]}
+  lr: {values: [0.05, 0.00001]}
+base: {n_samples: 400, epochs: 24, batch_size: 32}
+repeats: 2
+early_terminate: {type: hyperband, min_iter: 4, eta: 2}
+"""
+
+
+@pytest.mark.services
+def test_a_sweep_through_a_real_worker_on_postgres_and_redis(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    env = {
+        **embedded_env(tmp_path),
+        "SWEEPYARD_DATABASE_URL": postgres_url,
+        "SWEEPYARD_BROKER_URL": redis_url,
+        "SWEEPYARD_QUEUE": f"sweepyard.e2e.{uuid.uuid4().hex[:8]}",
+    }
+    with sweepyard_up(env, tmp_path / "up.log") as (client, _):
+        created = client.post(
+            "/api/v1/sweeps", content=SWEEP_YAML, headers={"Content-Type": "application/yaml"}
+        )
+        assert created.status_code == 201, created.text
+        sweep = wait_for_sweep(client, created.json()["id"])
+        runs = client.get("/api/v1/runs", params={"sweep_id": sweep["id"], "limit": 100}).json()["data"]
+        table = client.get(
+            f"/api/v1/sweeps/{sweep['id']}/table", params={"rows": "depth", "cols": "lr"}
+        ).json()
+
+    assert sweep["status"] == "finished" and sweep["counts"]["total"] == 8
+    assert sweep["counts"]["failed"] == 0 and sweep["counts"]["pruned"] >= 1
+    pruned = [run for run in runs if run["status"] == "pruned"]
+    # Successive halving is asynchronous: the first runs at a bracket set the bar, so which runs stop
+    # depends on the order; a crawling learning rate is always among them.
+    assert any(run["spec"]["lr"] == 0.00001 for run in pruned)
+    for run in pruned:
+        # Stopped at a bracket (4, 8 or 16 epochs), its history up to there kept.
+        assert run["progress"]["epoch"] in (4, 8, 16)
+    for run in runs:
+        assert run["status"] in ("succeeded", "pruned")
+        if run["status"] == "succeeded":
+            assert run["progress"]["epoch"] == 24 and run["summary"]["test_loss"] is not None
+    assert sweep["best_run"]["params"]["lr"] == 0.05
+    succeeded: dict[tuple[int, float], int] = {}
+    for run in runs:
+        if run["status"] == "succeeded":
+            key = (run["spec"]["depth"], run["spec"]["lr"])
+            succeeded[key] = succeeded.get(key, 0) + 1
+    assert {(c["row"], c["col"]): c["n"] for c in table["cells"]} == succeeded

@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.core.db import session_scope
 from app.services import pruning, sweeps
 from app.services import runs as run_service
+from app.services.errors import Unprocessable
 from app.services.runs import ClaimedRun
 from worker.training.observer import EpochMetrics, RunOutcome
 
@@ -30,7 +31,9 @@ class DatabaseRecorder:
         self.last_flush = self.last_check = time.monotonic()
         with session_scope() as session:
             self.brackets = {
-                run.id: set(pruning.pruning_brackets(session=session, sweep_id=run.sweep_id, epochs=run.spec.epochs))
+                run.id: set(
+                    pruning.pruning_brackets(session=session, sweep_id=run.sweep_id, epochs=run.spec.epochs)
+                )
                 for run in runs
                 if run.sweep_id is not None
             }
@@ -45,7 +48,9 @@ class DatabaseRecorder:
             self.flush()  # the comparison reads every run's value at this epoch from the database
             with session_scope() as session:
                 sweep_id = self.sweep_of[run_id]
-                if pruning.should_prune(session=session, sweep_id=sweep_id, run_id=run_id, epoch=metrics.epoch):
+                if pruning.should_prune(
+                    session=session, sweep_id=sweep_id, run_id=run_id, epoch=metrics.epoch
+                ):
                     pruning.mark_pruned(session=session, run_id=run_id)
                     self.stopped.add(run_id)
                     logger.info("run %s pruned at epoch %s", run_id, metrics.epoch)
@@ -81,9 +86,19 @@ class DatabaseRecorder:
                 predictions=outcome.predictions,
             )
         self.active.discard(run_id)
-        logger.info("run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else "")
+        logger.info(
+            "run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else ""
+        )
         if run_id in self.sweep_of:
+            self._advance(self.sweep_of[run_id])
+
+    def _advance(self, sweep_id: int) -> None:
+        try:
             with session_scope() as session:
-                bundles = sweeps.advance_sweep(session=session, sweep_id=self.sweep_of[run_id])
-            for bundle in bundles:
-                queue.enqueue_training(bundle)
+                bundles = sweeps.advance_sweep(session=session, sweep_id=sweep_id)
+        except Unprocessable as exc:
+            # A suggestion the run spec refuses (say, over the compute budget) must not stop this worker.
+            logger.error("sweep %s could not plan its next runs: %s", sweep_id, exc)
+            return
+        for bundle in bundles:
+            queue.enqueue_training(bundle)

@@ -131,7 +131,10 @@ def read_table(
     ] = "json",
 ) -> SweepTable | Response:
     """Tabulate mean, std (ddof=1) and n of a metric by two parameters."""
-    table = tables.sweep_table(session=session, sweep_id=sweep_id, rows=rows, cols=cols, metric=metric)
+    # An empty value (`cols=`) means "no such axis", as when left out.
+    table = tables.sweep_table(
+        session=session, sweep_id=sweep_id, rows=rows or None, cols=cols or None, metric=metric
+    )
     if format == "csv":
         return Response(tables.table_csv(table), media_type="text/csv")
     if format == "markdown":

@@ -61,14 +61,12 @@ def sweep_importance(*, session: Session, sweep_id: int, metric: SummaryMetric |
     importances: dict[str, float] = {}
     if judged and len(points) >= 2:
         distributions = {name: _distribution(columns[name]) for name in judged}
+        numeric = {name: _numeric(columns[name]) for name in judged}
         study = optuna.create_study(direction="maximize" if goal is Goal.maximize else "minimize")
         study.add_trials(
             [
                 create_trial(
-                    params={
-                        name: (params[name] if _numeric(columns[name]) else str(params[name]))
-                        for name in judged
-                    },
+                    params={name: params[name] if numeric[name] else str(params[name]) for name in judged},
                     distributions=distributions,
                     value=target,
                 )

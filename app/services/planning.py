@@ -15,6 +15,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
 from app.schemas import (
+    INTEGER_FIELDS,
     Distribution,
     Goal,
     ParameterConfig,
@@ -76,11 +77,15 @@ def optuna_distribution(parameter: ParameterConfig) -> BaseDistribution:
     return FloatDistribution(low, high, log=parameter.distribution in LOG_DISTRIBUTIONS)
 
 
-def spec_value(parameter: ParameterConfig, sampled: Any) -> Any:
-    """The run-spec value of a sampled point: quantised for the q_ distributions."""
+def spec_value(name: str, parameter: ParameterConfig, sampled: Any) -> Any:
+    """The run-spec value of a sampled point: for the q_ distributions, the nearest multiple of q inside
+    the range (rounding alone could step outside it, where the run spec was never checked)."""
     if parameter.q is not None and str(parameter.distribution).startswith("q_"):
-        return round(round(sampled / parameter.q) * parameter.q, 12)
-    return sampled
+        low, high = parameter.candidate_values()
+        steps = round(sampled / parameter.q)
+        steps = min(max(steps, math.ceil(low / parameter.q - 1e-9)), math.floor(high / parameter.q + 1e-9))
+        sampled = round(steps * parameter.q, 12)
+    return int(sampled) if name in INTEGER_FIELDS and isinstance(sampled, float) else sampled
 
 
 def grid_size(config: SweepConfig) -> int:
@@ -125,7 +130,7 @@ def plan(config: SweepConfig, count: int, history: Sequence[TrialResult] = ()) -
         points = [study.ask(distributions).params for _ in range(count)]
 
     return [
-        {**constants, **{name: spec_value(sampled[name], value) for name, value in point.items()}}
+        {**constants, **{name: spec_value(name, sampled[name], value) for name, value in point.items()}}
         for point in points
     ]
 
