@@ -100,6 +100,8 @@ def up() -> None:
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicitly: a shell starting this in the background may have told it to ignore SIGINT.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
     try:
