@@ -27,7 +27,9 @@ lint: install
 	$(BIN)/mypy app worker tests benchmarks
 
 bench: install
+	$(BIN)/python benchmarks/table2.py
 	$(BIN)/python benchmarks/default_run.py
+	$(BIN)/python benchmarks/sweep_reads.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

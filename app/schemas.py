@@ -38,6 +38,11 @@ class DeviceName(StrEnum):
     cuda = "cuda"
 
 
+class EngineName(StrEnum):
+    vectorized = "vectorized"
+    reference = "reference"
+
+
 class SplitSizes(BaseModel):
     train: int = Field(description="Training points.")
     val: int = Field(description="Validation points.")
@@ -71,6 +76,11 @@ class RunSpec(BaseModel):
         description="Seeds data, initialisation and shuffling: same spec, same history.",
     )
     device: DeviceName = Field(DeviceName.auto, description="auto trains on CUDA when the worker has it.")
+    engine: EngineName = Field(
+        EngineName.vectorized,
+        description="vectorized trains compatible runs together as one batched model; reference is the "
+        "plain per-run PyTorch loop (same numbers to 1e-4).",
+    )
 
     @property
     def task(self) -> Task:

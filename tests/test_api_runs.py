@@ -49,6 +49,7 @@ def test_create_run_fills_defaults_and_enqueues_after_commit(
         "epochs": 100,
         "seed": 0,
         "device": "auto",
+        "engine": "vectorized",
     }
     assert run["progress"] == {"epoch": 0, "epochs": 100}
     assert run["summary"] is None and run["error"] is None and run["started_at"] is None

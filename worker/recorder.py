@@ -28,6 +28,8 @@ class DatabaseRecorder:
         self.active = {run.id for run in runs}
         self.buffer: list[dict[str, Any]] = []
         self.stopped: set[int] = set()
+        # Runs that reached a bracket epoch; judged once every member of the bundle has reported it.
+        self.at_bracket: list[tuple[int, int]] = []
         self.last_flush = self.last_check = time.monotonic()
         with session_scope() as session:
             self.brackets = {
@@ -45,19 +47,26 @@ class DatabaseRecorder:
     def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
         self.buffer.append({"run_id": run_id, **metrics.__dict__})
         if metrics.epoch in self.brackets.get(run_id, ()):
-            self.flush()  # the comparison reads every run's value at this epoch from the database
-            with session_scope() as session:
-                sweep_id = self.sweep_of[run_id]
-                if pruning.should_prune(
-                    session=session, sweep_id=sweep_id, run_id=run_id, epoch=metrics.epoch
-                ):
-                    pruning.mark_pruned(session=session, run_id=run_id)
-                    self.stopped.add(run_id)
-                    logger.info("run %s pruned at epoch %s", run_id, metrics.epoch)
+            self.at_bracket.append((run_id, metrics.epoch))
         elif time.monotonic() - self.last_flush >= self.flush_interval:
             self.flush()
 
+    def _judge_brackets(self) -> None:
+        """Compare the runs at a bracket with their sweep. The engine asks should_stop only after every
+        member has reported the epoch, so members of one bundle are judged against each other too."""
+        self.flush()  # the comparison reads every run's value at this epoch from the database
+        with session_scope() as session:
+            for run_id, epoch in self.at_bracket:
+                sweep_id = self.sweep_of[run_id]
+                if pruning.should_prune(session=session, sweep_id=sweep_id, run_id=run_id, epoch=epoch):
+                    pruning.mark_pruned(session=session, run_id=run_id)
+                    self.stopped.add(run_id)
+                    logger.info("run %s pruned at epoch %s", run_id, epoch)
+        self.at_bracket = []
+
     def should_stop(self, run_id: int) -> bool:
+        if self.at_bracket:
+            self._judge_brackets()
         # One cheap query for the whole bundle, at most every check_interval: a cancelled run stops within
         # an epoch, or within that interval when epochs are shorter.
         now = time.monotonic()

@@ -155,12 +155,20 @@ def get_predictions(*, session: Session, run_id: int, offset: int, limit: int) -
 
 
 # Fields that may differ between the members of one bundle: they change numbers, not the shape of the
-# model or of the training loop.
-PER_MEMBER_FIELDS = frozenset({"seed", "lr", "noise", "weight_decay"})
+# model or of the training loop. Width may differ too: narrower members are padded (see the engine).
+PER_MEMBER_FIELDS = frozenset({"seed", "lr", "noise", "weight_decay", "width"})
+# Below this width a step costs the same whatever the width, so padding up to it is free.
+FREE_WIDTH = 8
+
+
+def width_class(width: int) -> int:
+    """Members share a bundle when their widths fall in one class: up to 8, then powers of two."""
+    return max(FREE_WIDTH, 1 << (width - 1).bit_length())
 
 
 def bundle_key(spec: RunSpec) -> tuple[Any, ...]:
-    return tuple(value for name, value in spec.model_dump().items() if name not in PER_MEMBER_FIELDS)
+    shared = tuple(value for name, value in spec.model_dump().items() if name not in PER_MEMBER_FIELDS)
+    return (*shared, width_class(spec.width))
 
 
 def make_bundles(runs: Sequence[tuple[int, RunSpec]], bundle_size: int) -> list[list[int]]:
