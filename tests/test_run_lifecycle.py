@@ -102,3 +102,23 @@ def test_orphans_of_this_worker_go_back_to_the_queue(database: str) -> None:
         assert run_service.get_metrics(session=session, run_id=mine).epoch == []
         assert run_service.get_run(session=session, run_id=theirs).status == "running"
         assert run_service.queued_run_ids(session=session) == [mine, queued]
+
+
+def test_bundles_group_compatible_runs_costliest_first() -> None:
+    def spec(**fields: Any) -> RunSpec:
+        return RunSpec.model_validate(fields)
+
+    runs = [
+        (1, spec(depth=0, width=1, seed=1)),
+        (2, spec(depth=3, width=2, seed=1, lr=0.1)),
+        (3, spec(depth=0, width=3, seed=2, noise=0.3)),
+        (4, spec(depth=3, width=8, seed=2, weight_decay=0.01)),
+        (5, spec(depth=3, width=9, seed=3)),  # a wider class: its own bundle
+        (6, spec(depth=3, width=2, seed=4, epochs=50)),  # another loop length: its own bundle
+        (7, spec(depth=3, width=3, seed=5)),
+    ]
+    bundles = run_service.make_bundles(runs, bundle_size=2)
+    assert sorted(sorted(b) for b in bundles) == [[1, 3], [2, 4], [5], [6], [7]]
+    assert bundles[-1] == [1, 3], "the linear models, cheapest, go last"
+    costs = [max(dict(runs)[i].cost for i in bundle) * len(bundle) for bundle in bundles]
+    assert costs == sorted(costs, reverse=True)

@@ -25,6 +25,7 @@ class DatabaseRecorder:
         self.flush_interval = settings.metrics_flush_interval_s
         self.check_interval = settings.cancel_check_interval_s
         self.sweep_of = {run.id: run.sweep_id for run in runs if run.sweep_id is not None}
+        self.growing: set[int] = set()  # bayes sweeps, which plan more runs as runs end
         self.active = {run.id for run in runs}
         self.buffer: list[dict[str, Any]] = []
         self.stopped: set[int] = set()
@@ -32,6 +33,7 @@ class DatabaseRecorder:
         self.at_bracket: list[tuple[int, int]] = []
         self.last_flush = self.last_check = time.monotonic()
         with session_scope() as session:
+            self.growing = sweeps.bayes_sweep_ids(session=session, sweep_ids=set(self.sweep_of.values()))
             self.brackets = {
                 run.id: set(
                     pruning.pruning_brackets(session=session, sweep_id=run.sweep_id, epochs=run.spec.epochs)
@@ -98,7 +100,7 @@ class DatabaseRecorder:
         logger.info(
             "run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else ""
         )
-        if run_id in self.sweep_of:
+        if self.sweep_of.get(run_id) in self.growing:
             self._advance(self.sweep_of[run_id])
 
     def _advance(self, sweep_id: int) -> None:

@@ -31,7 +31,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "store_processed": True,
             "processed_folder": str(processed_dir),
             "control_folder": str(control_dir),
-            "polling_interval": 0.2,
+            "polling_interval": 0.05,
         }
     else:
         # Longer than any run, so Redis does not hand an unacknowledged task to a second worker.

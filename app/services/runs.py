@@ -172,11 +172,21 @@ def bundle_key(spec: RunSpec) -> tuple[Any, ...]:
 
 
 def make_bundles(runs: Sequence[tuple[int, RunSpec]], bundle_size: int) -> list[list[int]]:
-    """Group runs that can train as one batched model, at most bundle_size together, in order."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
+    """Group runs that can train as one batched model, at most bundle_size together.
+
+    The costliest bundles come first: workers take them in order, so the long ones start early and the
+    short ones fill the gaps at the end (longest-processing-time-first scheduling).
+    """
+    groups: dict[tuple[Any, ...], list[tuple[int, RunSpec]]] = {}
     for run_id, spec in runs:
-        groups.setdefault(bundle_key(spec), []).append(run_id)
-    return [ids[i : i + bundle_size] for ids in groups.values() for i in range(0, len(ids), bundle_size)]
+        groups.setdefault(bundle_key(spec), []).append((run_id, spec))
+    bundles = [
+        members[i : i + bundle_size]
+        for members in groups.values()
+        for i in range(0, len(members), bundle_size)
+    ]
+    bundles.sort(key=lambda members: -len(members) * max(spec.cost for _, spec in members))
+    return [[run_id for run_id, _ in members] for members in bundles]
 
 
 # --- the worker side ----------------------------------------------------------------------------------

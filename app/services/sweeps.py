@@ -172,6 +172,14 @@ def cancel_sweep(*, session: Session, sweep_id: int) -> SweepPublic:
     return read_sweep(session=session, sweep_id=sweep_id)
 
 
+def bayes_sweep_ids(*, session: Session, sweep_ids: set[int]) -> set[int]:
+    """The bayes sweeps among these: the ones that plan more runs as runs end."""
+    if not sweep_ids:
+        return set()
+    query = select(Sweep.id).where(Sweep.id.in_(sweep_ids), Sweep.method == SweepMethod.bayes.value)
+    return set(session.scalars(query))
+
+
 def advance_sweep(*, session: Session, sweep_id: int) -> Bundles:
     """Give a bayes sweep its next configurations, told by what has finished. Returns bundles to enqueue
     after the commit. Safe to call from many workers at once: the sweep's row is locked first."""
