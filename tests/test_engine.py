@@ -215,3 +215,21 @@ def test_autodiff_engine_itself() -> None:
     inner_grad_a = -3.0 + 4 * (1 - tanh2**2) - 3.0 / 4.0
     assert a.grad == pytest.approx(s * (1 - s) * inner_grad_a)
     assert b.grad == pytest.approx(s * (1 - s) * (2.0 - 0.5))
+
+
+def test_an_engine_error_fails_the_bundle_runs_instead_of_leaving_them_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import worker.training.engine as engine
+
+    def out_of_memory(*_: Any) -> None:
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(engine, "build_bundle", out_of_memory)
+    recorder = Recorder()
+    train_bundle([ClaimedRun(1, spec(seed=1)), ClaimedRun(2, spec(seed=2))], recorder)
+    assert {run_id: o.status for run_id, o in recorder.outcomes.items()} == {
+        1: RunStatus.failed,
+        2: RunStatus.failed,
+    }
+    assert recorder.outcomes[1].error == "MemoryError: cannot allocate"
