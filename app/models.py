@@ -82,6 +82,17 @@ class Sweep(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class Checkpoint(Base):
+    """A bundle's training state at an epoch boundary (torch.save of tensors only; loaded weights_only)."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
@@ -103,6 +114,10 @@ class Run(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     device: Mapped[str | None] = mapped_column(String(32))
     worker: Mapped[str | None] = mapped_column(String(200))
+    # Liveness of the worker training the run; a stale heartbeat sends the run back to the queue.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("checkpoints.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,10 +11,10 @@ import torch
 from app.schemas import RunSpec
 from app.services.runs import ClaimedRun
 from worker.training.engine import train_vectorized
-from worker.training.observer import EpochMetrics, RunOutcome
+from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 
 
-class Discard:
+class Discard(TrainingObserver):
     def started(self, run_ids: list[int], device: str) -> None:
         pass
 

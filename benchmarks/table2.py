@@ -32,7 +32,7 @@ from app.schemas import RunSpec
 from app.services.runs import ClaimedRun, make_bundles
 from worker.training.datasets import make_splits
 from worker.training.engine import train_vectorized
-from worker.training.observer import EpochMetrics, RunOutcome
+from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 
 DEPTHS, WIDTHS, SEEDS = (0, 1, 2, 3), (1, 2, 3), 10
 STUDY = {
@@ -98,7 +98,7 @@ def notebook_run(spec: RunSpec) -> float:
         )
 
 
-class Discard:
+class Discard(TrainingObserver):
     """An observer that keeps only what the benchmark checks."""
 
     def __init__(self) -> None:

@@ -223,7 +223,7 @@ def test_cancel_a_running_run_marks_it_for_its_worker(client: TestClient) -> Non
         run_service.claim_runs(session=session, run_ids=[run["id"]], worker="w")
     assert client.post(f"{RUNS}/{run['id']}/cancel").json()["status"] == "cancelled"
     with session_scope() as session:
-        assert run_service.stopped_run_ids(session=session, run_ids=[run["id"]]) == {run["id"]}
+        assert run_service.stopped_run_ids(session=session, run_ids=[run["id"]], worker="w") == {run["id"]}
 
 
 def record(run_id: int, epochs: int, accuracy: bool = True) -> None:

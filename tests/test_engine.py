@@ -17,12 +17,12 @@ from worker.training.engine import (
     loss_and_gradient,
     train_vectorized,
 )
-from worker.training.observer import EpochMetrics, RunOutcome
+from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 from worker.training.reference import train_run
 
 
 @dataclass
-class Recorder:
+class Recorder(TrainingObserver):
     """An observer that keeps everything and stops runs at chosen epochs."""
 
     stop_at: dict[int, int] = field(default_factory=dict)  # run id -> stop before this epoch

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from app.core import migrate as migrations
 from app.models import Base
 
-TABLES = {"runs", "run_tags", "epoch_metrics", "run_artifacts", "sweeps"}
+TABLES = {"runs", "run_tags", "epoch_metrics", "run_artifacts", "sweeps", "checkpoints"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,8 +47,8 @@ def test_status_constraint_rejects_unknown_statuses(empty_database: str) -> None
     migrations.upgrade(empty_database)
     engine = sa.create_engine(empty_database)
     insert = sa.text(
-        "INSERT INTO runs (status, spec, epochs, progress_epoch, created_at) "
-        "VALUES (:status, '{}', 1, 0, CURRENT_TIMESTAMP)"
+        "INSERT INTO runs (status, spec, epochs, progress_epoch, attempts, created_at) "
+        "VALUES (:status, '{}', 1, 0, 0, CURRENT_TIMESTAMP)"
     )
     with engine.begin() as connection:
         connection.execute(insert, {"status": "queued"})

@@ -67,7 +67,7 @@ def test_a_run_cancelled_while_training_stays_cancelled(database: str) -> None:
     with session_scope() as session:
         run_service.cancel_run(session=session, run_id=run_id)
     with session_scope() as session:
-        assert run_service.stopped_run_ids(session=session, run_ids=[run_id]) == {run_id}
+        assert run_service.stopped_run_ids(session=session, run_ids=[run_id], worker="a") == {run_id}
         run_service.finish_run(
             session=session, run_id=run_id, status=RunStatus.succeeded, summary={"train_loss": 0.3}
         )
@@ -88,20 +88,80 @@ def test_failure_records_its_reason(database: str) -> None:
         assert (run.status, run.error, run.finished_at is not None) == ("failed", "it broke", True)
 
 
-def test_orphans_of_this_worker_go_back_to_the_queue(database: str) -> None:
+def test_orphans_of_this_worker_go_back_to_the_queue_with_their_history(database: str) -> None:
     mine, theirs, queued = new_run(), new_run(), new_run()
     with session_scope() as session:
-        run_service.claim_runs(session=session, run_ids=[mine], worker="me")
-        run_service.claim_runs(session=session, run_ids=[theirs], worker="them")
+        run_service.claim_runs(session=session, run_ids=[mine], worker="sweepyard@a/11")
+        run_service.claim_runs(session=session, run_ids=[theirs], worker="sweepyard@ab/12")
         run_service.record_epochs(session=session, rows=[epoch_row(mine, 1, 1.0)])
     with session_scope() as session:
-        assert run_service.requeue_orphans(session=session, worker="me") == [mine]
+        assert run_service.requeue_orphans(session=session, worker_prefix="sweepyard@a/") == [mine]
     with session_scope() as session:
         run = run_service.get_run(session=session, run_id=mine)
-        assert (run.status, run.progress_epoch, run.started_at) == ("queued", 0, None)
-        assert run_service.get_metrics(session=session, run_id=mine).epoch == []
+        assert (run.status, run.attempts, run.started_at is not None) == ("queued", 1, True)
+        assert run_service.get_metrics(session=session, run_id=mine).epoch == [1], "resumes; history kept"
         assert run_service.get_run(session=session, run_id=theirs).status == "running"
-        assert run_service.queued_run_ids(session=session) == [mine, queued]
+        assert [run_id for run_id, _ in run_service.waiting_runs(session=session, older_than_s=0)] == [
+            mine,
+            queued,
+        ]
+    with session_scope() as session:
+        again = run_service.claim_runs(session=session, run_ids=[mine], worker="sweepyard@a/13")
+        assert [c.id for c in again] == [mine]
+        assert run_service.get_run(session=session, run_id=mine).attempts == 2
+
+
+def test_stale_runs_are_requeued_by_checkpoint_then_failed_after_max_attempts(database: str) -> None:
+    first, second, alone = new_run(), new_run(), new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[first, second, alone], worker="w/1")
+        checkpoint = run_service.save_checkpoint(
+            session=session, checkpoint_id=None, run_ids=[first, second], epoch=3, data=b"state"
+        )
+    with session_scope() as session:
+        assert run_service.requeue_stale(session=session, timeout_s=60, max_attempts=3).requeued == []
+        result = run_service.requeue_stale(session=session, timeout_s=-1, max_attempts=3)
+    assert sorted(map(sorted, result.requeued)) == [[first, second], [alone]] and result.failed == []
+    with session_scope() as session:
+        assert run_service.load_checkpoint(session=session, checkpoint_id=checkpoint) == b"state"
+        run_service.claim_runs(session=session, run_ids=[first], worker="w/2")  # attempt 2
+        run_service.requeue_stale(session=session, timeout_s=-1, max_attempts=3)
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[first], worker="w/3")  # attempt 3, the last
+    with session_scope() as session:
+        assert run_service.claim_runs(session=session, run_ids=[first], worker="w/4") == []
+        final = run_service.requeue_stale(session=session, timeout_s=-1, max_attempts=3)
+        assert final.failed == [first]
+        run = run_service.get_run(session=session, run_id=first)
+        assert run.status == "failed" and run.error is not None and "lost 3 times (last w/3)" in run.error
+
+
+def test_a_run_taken_over_by_another_worker_stops_for_the_first(database: str) -> None:
+    run_id = new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[run_id], worker="old/1")
+        run_service.requeue_stale(session=session, timeout_s=-1, max_attempts=5)
+        run_service.claim_runs(session=session, run_ids=[run_id], worker="new/2")
+    with session_scope() as session:
+        assert run_service.stopped_run_ids(session=session, run_ids=[run_id], worker="old/1") == {run_id}
+        assert run_service.stopped_run_ids(session=session, run_ids=[run_id], worker="new/2") == set()
+
+
+def test_unused_checkpoints_are_deleted(database: str) -> None:
+    done, active = new_run(), new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[done, active], worker="w/1")
+        old = run_service.save_checkpoint(
+            session=session, checkpoint_id=None, run_ids=[done], epoch=1, data=b"a"
+        )
+        kept = run_service.save_checkpoint(
+            session=session, checkpoint_id=None, run_ids=[active], epoch=1, data=b"b"
+        )
+        run_service.finish_run(session=session, run_id=done, status=RunStatus.succeeded, summary={})
+    with session_scope() as session:
+        assert run_service.delete_unused_checkpoints(session=session) == 1
+        assert run_service.load_checkpoint(session=session, checkpoint_id=old) is None
+        assert run_service.load_checkpoint(session=session, checkpoint_id=kept) == b"b"
 
 
 def test_bundles_group_compatible_runs_costliest_first() -> None:

@@ -224,7 +224,9 @@ def test_cancel_sweep_cancels_queued_and_running_runs(client: TestClient) -> Non
     assert body["status"] == "cancelled"
     assert body["counts"]["cancelled"] == 35 and body["counts"]["succeeded"] == 1
     with session_scope() as session:
-        assert run_service.stopped_run_ids(session=session, run_ids=[runs[1]["id"]]) == {runs[1]["id"]}
+        assert run_service.stopped_run_ids(session=session, run_ids=[runs[1]["id"]], worker="w") == {
+            runs[1]["id"]
+        }
         assert run_service.claim_runs(session=session, run_ids=[r["id"] for r in runs], worker="w") == []
     assert client.post(f"{SWEEPS}/{sweep['id']}/cancel").status_code == 409
 

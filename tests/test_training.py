@@ -8,12 +8,12 @@ import torch
 
 from app.models import RunStatus
 from app.schemas import RunSpec
-from worker.training.observer import EpochMetrics, RunOutcome
+from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 from worker.training.reference import build_mlp, run_generator, train_run
 
 
 @dataclass
-class MemoryObserver:
+class MemoryObserver(TrainingObserver):
     stop_after: int | None = None
     epochs: list[EpochMetrics] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)

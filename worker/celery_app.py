@@ -1,20 +1,28 @@
-"""The worker's Celery app: configuration only (shared with the API in app/core/queue.py)."""
+"""The worker's Celery app: configuration (shared with the API in app/core/queue.py) and the worker's
+start-up and reconciler hooks."""
 
 import logging
+import threading
 from typing import Any
 
 import torch
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
 from app.core import db
 from app.core.config import get_settings
-from app.core.queue import TRAIN_TASK, make_celery
-from app.services import runs as run_service
+from app.core.queue import make_celery
+from worker.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
 
 celery_app = make_celery(get_settings())
 celery_app.conf.include = ["worker.tasks"]
+_reconciler: Reconciler | None = None
+
+
+def worker_identity(nodename: str | None, pid: int) -> str:
+    """Which process trains a run: the Celery node name and the pool process's pid."""
+    return f"{nodename or 'sweepyard@unknown'}/{pid}"
 
 
 @worker_process_init.connect
@@ -27,13 +35,16 @@ def _init_child(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _requeue_on_start(sender: Any, **_: Any) -> None:
-    """The database is the truth: runs an earlier life of this worker left running start again, and every
-    queued run is sent again in case the broker lost it (a run is claimed once, so repeats are harmless)."""
-    with db.session_scope() as session:
-        orphans = run_service.requeue_orphans(session=session, worker=sender.hostname)
-        queued = run_service.queued_run_ids(session=session)
-    if orphans:
-        logger.warning("requeued runs %s left running by an earlier %s", orphans, sender.hostname)
-    for run_id in queued:
-        celery_app.send_task(TRAIN_TASK, args=[[run_id]], queue=get_settings().queue)
+def _start_reconciling(sender: Any, **_: Any) -> None:
+    """The database is the truth: on start, runs that earlier processes of this worker left running go
+    back to the queue, and from then on a reconciler thread keeps the broker in step with the database."""
+    global _reconciler
+    _reconciler = Reconciler(get_settings(), worker_prefix=worker_identity(sender.hostname, 0)[:-1])
+    _reconciler.start_up()
+    threading.Thread(target=_reconciler.run_forever, name="reconciler", daemon=True).start()
+
+
+@worker_shutting_down.connect
+def _stop_reconciling(**_: Any) -> None:
+    if _reconciler is not None:
+        _reconciler.stop()

@@ -1,10 +1,14 @@
-"""The worker's TrainingObserver: buffers epoch metrics and writes them in bulk, about once a second.
+"""The worker's TrainingObserver: the database side of training.
 
-It is also where a sweep's rules meet training: at a bracket epoch it asks whether the run lags its
-sweep (early_terminate), and when a run of a bayes sweep ends it lets the sweep plan its next runs.
+It buffers epoch metrics and writes them in bulk about once a second, heartbeats while the runs train,
+saves the bundle's checkpoint every few seconds of training, and stops a run that was cancelled, pruned
+or taken over by another worker. It is also where a sweep's rules meet training: at a bracket epoch it
+asks whether the run lags its sweep (early_terminate), and when a run of a bayes sweep ends it lets the
+sweep plan its next runs.
 """
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -15,23 +19,23 @@ from app.services import pruning, sweeps
 from app.services import runs as run_service
 from app.services.errors import Unprocessable
 from app.services.runs import ClaimedRun
-from worker.training.observer import EpochMetrics, RunOutcome
+from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 
 logger = logging.getLogger(__name__)
 
 
-class DatabaseRecorder:
-    def __init__(self, settings: Settings, runs: list[ClaimedRun]) -> None:
-        self.flush_interval = settings.metrics_flush_interval_s
-        self.check_interval = settings.cancel_check_interval_s
+class DatabaseRecorder(TrainingObserver):
+    def __init__(self, settings: Settings, runs: list[ClaimedRun], worker: str) -> None:
+        self.settings = settings
+        self.worker = worker
         self.sweep_of = {run.id: run.sweep_id for run in runs if run.sweep_id is not None}
-        self.growing: set[int] = set()  # bayes sweeps, which plan more runs as runs end
         self.active = {run.id for run in runs}
         self.buffer: list[dict[str, Any]] = []
         self.stopped: set[int] = set()
         # Runs that reached a bracket epoch; judged once every member of the bundle has reported it.
         self.at_bracket: list[tuple[int, int]] = []
-        self.last_flush = self.last_check = time.monotonic()
+        self.checkpoint_ids = {run.checkpoint_id for run in runs if run.checkpoint_id is not None}
+        self.last_flush = self.last_check = self.last_checkpoint = time.monotonic()
         with session_scope() as session:
             self.growing = sweeps.bayes_sweep_ids(session=session, sweep_ids=set(self.sweep_of.values()))
             self.brackets = {
@@ -41,6 +45,27 @@ class DatabaseRecorder:
                 for run in runs
                 if run.sweep_id is not None
             }
+        self._closing = threading.Event()
+        self._heart = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        self._heart.start()
+
+    def _beat(self) -> None:
+        """Heartbeat from a thread of its own, so a long epoch never looks like a dead worker."""
+        while not self._closing.wait(self.settings.heartbeat_interval_s):
+            try:
+                with session_scope() as session:
+                    run_service.heartbeat(session=session, run_ids=set(self.active), worker=self.worker)
+            except Exception:  # a missed beat is retried at the next one
+                logger.warning("heartbeat failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop heartbeating, and drop the bundle's checkpoints once all its runs have ended."""
+        self._closing.set()
+        self._heart.join(timeout=5)
+        if not self.active and self.checkpoint_ids:
+            with session_scope() as session:
+                for checkpoint_id in self.checkpoint_ids:
+                    run_service.delete_checkpoint(session=session, checkpoint_id=checkpoint_id)
 
     def started(self, run_ids: list[int], device: str) -> None:
         with session_scope() as session:
@@ -50,7 +75,7 @@ class DatabaseRecorder:
         self.buffer.append({"run_id": run_id, **metrics.__dict__})
         if metrics.epoch in self.brackets.get(run_id, ()):
             self.at_bracket.append((run_id, metrics.epoch))
-        elif time.monotonic() - self.last_flush >= self.flush_interval:
+        elif time.monotonic() - self.last_flush >= self.settings.metrics_flush_interval_s:
             self.flush()
 
     def _judge_brackets(self) -> None:
@@ -69,12 +94,14 @@ class DatabaseRecorder:
     def should_stop(self, run_id: int) -> bool:
         if self.at_bracket:
             self._judge_brackets()
-        # One cheap query for the whole bundle, at most every check_interval: a cancelled run stops within
+        # One cheap query for the whole bundle, at most every check interval: a cancelled run stops within
         # an epoch, or within that interval when epochs are shorter.
         now = time.monotonic()
-        if now - self.last_check >= self.check_interval:
+        if now - self.last_check >= self.settings.cancel_check_interval_s:
             with session_scope() as session:
-                self.stopped |= run_service.stopped_run_ids(session=session, run_ids=self.active)
+                self.stopped |= run_service.stopped_run_ids(
+                    session=session, run_ids=self.active, worker=self.worker
+                )
             self.last_check = now
         return run_id in self.stopped
 
@@ -84,6 +111,24 @@ class DatabaseRecorder:
                 run_service.record_epochs(session=session, rows=self.buffer)
             self.buffer = []
         self.last_flush = time.monotonic()
+
+    def checkpoint_due(self) -> bool:
+        return time.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_s
+
+    def save_checkpoint(self, run_ids: list[int], epoch: int, data: bytes) -> None:
+        # Metrics first: the database then always holds every epoch up to the checkpoint's.
+        self.flush()
+        with session_scope() as session:
+            current = next(iter(self.checkpoint_ids), None)
+            checkpoint_id = run_service.save_checkpoint(
+                session=session, checkpoint_id=current, run_ids=run_ids, epoch=epoch, data=data
+            )
+        self.checkpoint_ids.add(checkpoint_id)
+        self.last_checkpoint = time.monotonic()
+
+    def load_checkpoint(self, checkpoint_id: int) -> bytes | None:
+        with session_scope() as session:
+            return run_service.load_checkpoint(session=session, checkpoint_id=checkpoint_id)
 
     def finished(self, run_id: int, outcome: RunOutcome) -> None:
         self.flush()

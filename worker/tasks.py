@@ -1,14 +1,14 @@
 """Celery tasks: thin. Load ids, claim, call the engine, let the recorder write results."""
 
 import logging
-import socket
+import os
 from typing import Any
 
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.queue import TRAIN_TASK
 from app.services import runs as run_service
-from worker.celery_app import celery_app
+from worker.celery_app import celery_app, worker_identity
 from worker.recorder import DatabaseRecorder
 from worker.training import train_bundle
 
@@ -32,9 +32,13 @@ def train_runs(self: Any, run_ids: Any) -> None:
     except ValueError as exc:
         logger.error("dropped a malformed training message: %s", exc)
         return
-    worker = self.request.hostname or socket.gethostname()
+    worker = worker_identity(self.request.hostname, os.getpid())
     with session_scope() as session:
         claimed = run_service.claim_runs(session=session, run_ids=ids, worker=worker)
     if not claimed:
         return
-    train_bundle(claimed, DatabaseRecorder(get_settings(), claimed))
+    recorder = DatabaseRecorder(get_settings(), claimed, worker)
+    try:
+        train_bundle(claimed, recorder)
+    finally:
+        recorder.close()

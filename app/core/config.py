@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     cancel_check_interval_s: float = Field(
         0.05, gt=0, description="How often a worker looks for cancelled runs between epochs."
     )
+    checkpoint_interval_s: float = Field(
+        5.0, gt=0, description="Seconds of training between a bundle's checkpoints."
+    )
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="How often a training worker heartbeats.")
+    heartbeat_timeout_s: float = Field(
+        30.0, gt=0, description="A running run whose heartbeat is older than this goes back to the queue."
+    )
+    reconcile_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often each worker looks for lost runs (stale or missing from the broker).",
+    )
+    max_attempts: int = Field(3, ge=1, description="Claims of one run before a lost worker fails it.")
     log_level: str = Field("INFO", description="Log level of the API and the workers.")
 
     @field_validator("api_token", mode="before")

@@ -82,6 +82,19 @@ def enqueue_training(run_ids: list[int]) -> bool:
     return True
 
 
+def queued_message_count() -> int | None:
+    """Messages waiting in the training queue, or None when the broker cannot be asked."""
+    try:
+        with _client().connection_for_write() as connection:
+            declared = connection.default_channel.queue_declare(
+                queue=get_settings().queue, durable=True, auto_delete=False
+            )
+            return int(declared.message_count)
+    except Exception:  # any transport error: unknown
+        logger.warning("could not count queued messages", exc_info=True)
+        return None
+
+
 def broker_problem() -> str | None:
     """None when the broker accepts a connection, else what went wrong."""
     try:

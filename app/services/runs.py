@@ -6,13 +6,14 @@ Every function takes the session as a keyword argument and leaves committing to 
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import EpochMetric, Run, RunArtifact, RunStatus, RunTag, utcnow
+from app.models import Checkpoint, EpochMetric, Run, RunArtifact, RunStatus, RunTag, utcnow
 from app.schemas import (
     MetricKey,
     MetricsPublic,
@@ -197,21 +198,31 @@ class ClaimedRun:
     id: int
     spec: RunSpec
     sweep_id: int | None = None
+    checkpoint_id: int | None = None
 
 
 def claim_runs(*, session: Session, run_ids: Iterable[int], worker: str) -> list[ClaimedRun]:
-    """Move queued runs to running for this worker. A run already claimed, cancelled or ended is skipped,
-    so a redelivered task never trains a run twice."""
+    """Move queued runs to running for this worker (one process). A run already claimed, cancelled or
+    ended is skipped, so a redelivered task never trains a run twice at once."""
     claimed = []
+    now = utcnow()
     for run_id in run_ids:
         result = session.execute(
             update(Run)
             .where(Run.id == run_id, Run.status == RunStatus.queued.value)
-            .values(status=RunStatus.running.value, worker=worker, started_at=utcnow(), error=None)
-            .returning(Run.spec, Run.sweep_id)
+            .values(
+                status=RunStatus.running.value,
+                worker=worker,
+                started_at=func.coalesce(Run.started_at, now),
+                heartbeat_at=now,
+                attempts=Run.attempts + 1,
+                error=None,
+            )
+            .returning(Run.spec, Run.sweep_id, Run.checkpoint_id)
         ).first()
         if result is not None:
-            claimed.append(ClaimedRun(id=run_id, spec=RunSpec.from_stored(result[0]), sweep_id=result[1]))
+            spec = RunSpec.from_stored(result[0])
+            claimed.append(ClaimedRun(id=run_id, spec=spec, sweep_id=result[1], checkpoint_id=result[2]))
     return claimed
 
 
@@ -240,13 +251,28 @@ def record_epochs(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         )
 
 
-def stopped_run_ids(*, session: Session, run_ids: Iterable[int]) -> set[int]:
-    """The runs among these that someone cancelled (or that otherwise left running) since they started."""
+def stopped_run_ids(*, session: Session, run_ids: Iterable[int], worker: str) -> set[int]:
+    """The runs among these that this worker must stop: cancelled, pruned, ended, or taken over by another
+    worker after this one was thought lost."""
     ids = list(run_ids)
     if not ids:
         return set()
-    rows = session.scalars(select(Run.id).where(Run.id.in_(ids), Run.status != RunStatus.running.value))
+    rows = session.scalars(
+        select(Run.id).where(
+            Run.id.in_(ids), (Run.status != RunStatus.running.value) | (Run.worker != worker)
+        )
+    )
     return set(rows)
+
+
+def heartbeat(*, session: Session, run_ids: Iterable[int], worker: str) -> None:
+    ids = list(run_ids)
+    if ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(ids), Run.status == RunStatus.running.value, Run.worker == worker)
+            .values(heartbeat_at=utcnow())
+        )
 
 
 def finish_run(
@@ -276,21 +302,107 @@ def finish_run(
         )
 
 
-def queued_run_ids(*, session: Session) -> list[int]:
-    return list(session.scalars(select(Run.id).where(Run.status == RunStatus.queued.value).order_by(Run.id)))
-
-
-def requeue_orphans(*, session: Session, worker: str) -> list[int]:
-    """Runs left `running` by an earlier life of this worker (it was stopped mid-run): back to the queue,
-    history cleared, to train again from the start."""
-    orphan_ids = list(
-        session.scalars(select(Run.id).where(Run.status == RunStatus.running.value, Run.worker == worker))
-    )
-    if orphan_ids:
-        session.execute(delete(EpochMetric).where(EpochMetric.run_id.in_(orphan_ids)))
-        session.execute(
-            update(Run)
-            .where(Run.id.in_(orphan_ids))
-            .values(status=RunStatus.queued.value, progress_epoch=0, summary=None, started_at=None)
+def requeue_orphans(*, session: Session, worker_prefix: str) -> list[int]:
+    """Runs left `running` by earlier processes of this worker (it was stopped or killed mid-run) go back
+    to the queue. Their history stays: they resume from their checkpoint, and the epochs they train again
+    overwrite their rows with the same numbers."""
+    orphans = list(
+        session.scalars(
+            select(Run.id).where(Run.status == RunStatus.running.value, Run.worker.startswith(worker_prefix))
         )
-    return orphan_ids
+    )
+    if orphans:
+        session.execute(update(Run).where(Run.id.in_(orphans)).values(status=RunStatus.queued.value))
+    return orphans
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    requeued: list[list[int]]  # bundles to enqueue again, grouped by checkpoint
+    failed: list[int]
+
+
+def requeue_stale(*, session: Session, timeout_s: float, max_attempts: int) -> Reconciled:
+    """Runs whose worker stopped heartbeating: back to the queue, or failed after max_attempts claims."""
+    stale_before = utcnow() - timedelta(seconds=timeout_s)
+    stale = session.execute(
+        select(Run.id, Run.attempts, Run.worker, Run.checkpoint_id).where(
+            Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before
+        )
+    ).all()
+    groups: dict[int | None, list[int]] = {}
+    failed = []
+    for run_id, attempts, worker, checkpoint_id in stale:
+        if attempts >= max_attempts:
+            error = (
+                f"the run's worker was lost {attempts} times (last {worker}); giving up after "
+                f"SWEEPYARD_MAX_ATTEMPTS = {max_attempts}"
+            )
+            changed = session.execute(
+                update(Run)
+                .where(
+                    Run.id == run_id, Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before
+                )
+                .values(status=RunStatus.failed.value, error=error, finished_at=utcnow())
+                .returning(Run.id)
+            ).first()
+            if changed:
+                failed.append(run_id)
+            continue
+        changed = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before)
+            .values(status=RunStatus.queued.value)
+            .returning(Run.id)
+        ).first()
+        if changed:
+            groups.setdefault(checkpoint_id, []).append(run_id)
+    requeued = [ids for key, ids in groups.items() if key is not None]
+    requeued += [[run_id] for run_id in groups.get(None, [])]
+    return Reconciled(requeued=requeued, failed=failed)
+
+
+def waiting_runs(*, session: Session, older_than_s: float) -> list[tuple[int, RunSpec]]:
+    """Queued runs created at least older_than_s ago, oldest first, with their specs (for bundling)."""
+    before = utcnow() - timedelta(seconds=older_than_s)
+    rows = session.execute(
+        select(Run.id, Run.spec)
+        .where(Run.status == RunStatus.queued.value, Run.created_at <= before)
+        .order_by(Run.id)
+    )
+    return [(run_id, RunSpec.from_stored(spec)) for run_id, spec in rows]
+
+
+# --- checkpoints ------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    *, session: Session, checkpoint_id: int | None, run_ids: Sequence[int], epoch: int, data: bytes
+) -> int:
+    """Write (or overwrite) a bundle's checkpoint and point its runs at it."""
+    checkpoint = session.get(Checkpoint, checkpoint_id) if checkpoint_id is not None else None
+    if checkpoint is None:
+        checkpoint = Checkpoint(epoch=epoch, data=data)
+        session.add(checkpoint)
+        session.flush()
+    else:
+        checkpoint.epoch, checkpoint.data = epoch, data
+    session.execute(update(Run).where(Run.id.in_(list(run_ids))).values(checkpoint_id=checkpoint.id))
+    return checkpoint.id
+
+
+def load_checkpoint(*, session: Session, checkpoint_id: int) -> bytes | None:
+    checkpoint = session.get(Checkpoint, checkpoint_id)
+    return checkpoint.data if checkpoint is not None else None
+
+
+def delete_checkpoint(*, session: Session, checkpoint_id: int) -> None:
+    session.execute(update(Run).where(Run.checkpoint_id == checkpoint_id).values(checkpoint_id=None))
+    session.execute(delete(Checkpoint).where(Checkpoint.id == checkpoint_id))
+
+
+def delete_unused_checkpoints(*, session: Session) -> int:
+    """Checkpoints no active run points at (their bundle ended, or its worker died at the very end)."""
+    in_use = select(Run.checkpoint_id).where(Run.checkpoint_id.is_not(None), Run.status.in_(ACTIVE_STATUSES))
+    deleted = session.execute(delete(Checkpoint).where(Checkpoint.id.not_in(in_use)).returning(Checkpoint.id))
+    return len(deleted.all())

@@ -11,7 +11,7 @@ from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 logger = logging.getLogger(__name__)
 
 
-class _Reporting:
+class _Reporting(TrainingObserver):
     """Passes everything on, remembering which runs have had their outcome reported."""
 
     def __init__(self, observer: TrainingObserver) -> None:
@@ -31,11 +31,18 @@ class _Reporting:
         self.reported.add(run_id)
         self.observer.finished(run_id, outcome)
 
+    def checkpoint_due(self) -> bool:
+        return self.observer.checkpoint_due()
+
+    def save_checkpoint(self, run_ids: list[int], epoch: int, data: bytes) -> None:
+        self.observer.save_checkpoint(run_ids, epoch, data)
+
 
 def train_bundle(runs: Sequence[ClaimedRun], observer: TrainingObserver) -> None:
     """Train these runs and report each epoch and outcome to the observer.
 
-    Runs that share a bundle key train together in the vectorized engine; runs asking for the reference
+    Runs that share a bundle key (and checkpoint, when resuming) train together in the vectorized engine,
+    from their checkpoint if they have one; runs asking for the reference
     engine train one at a time with the plain PyTorch loop. Whatever goes wrong inside an engine fails
     the runs it had not finished, with the reason, and never leaves them running.
     """
@@ -44,15 +51,19 @@ def train_bundle(runs: Sequence[ClaimedRun], observer: TrainingObserver) -> None
 
     groups: dict[tuple[object, ...], list[ClaimedRun]] = {}
     for run in runs:
-        groups.setdefault(bundle_key(run.spec), []).append(run)
+        groups.setdefault((*bundle_key(run.spec), run.checkpoint_id), []).append(run)
     for group in groups.values():
         reporting = _Reporting(observer)
         try:
             if group[0].spec.engine is EngineName.reference:
+                # The reference loop keeps no checkpoint: a resumed run trains again from its first epoch,
+                # to the same numbers.
                 for run in group:
                     reporting.finished(run.id, train_run(run.id, run.spec, reporting))
             else:
-                train_vectorized(group, reporting)
+                checkpoint_id = group[0].checkpoint_id
+                resume = observer.load_checkpoint(checkpoint_id) if checkpoint_id is not None else None
+                train_vectorized(group, reporting, resume)
         except Exception as exc:  # an engine bug or resource error fails its runs, not the worker
             logger.exception("bundle %s failed", [run.id for run in group])
             error = f"{type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ Members may differ in width: narrower ones are padded with zero units whose grad
 the padding never touches their numbers.
 """
 
+import io
 import logging
 import math
 import time
@@ -266,9 +267,63 @@ def evaluate(
     return logits, loss, accuracy
 
 
-def train_vectorized(runs: Sequence[ClaimedRun], observer: TrainingObserver) -> None:
+def snapshot(bundle: Bundle, epoch: int, step: int) -> bytes:
+    """The bundle's whole training state after `epoch`: tensors and numbers only, for torch.load with
+    weights_only=True (no pickle of arbitrary objects, on save or on load)."""
+    state = {
+        "run_ids": torch.tensor(bundle.run_ids, dtype=torch.long),
+        "epoch": epoch,
+        "step": step,
+        "elapsed_s": time.perf_counter() - bundle.started,
+        "flat": bundle.flat.cpu(),
+        "adam_m": bundle.adam_m.cpu(),
+        "adam_v": bundle.adam_v.cpu(),
+        "generators": torch.stack([generator.get_state() for generator in bundle.generators]),
+        "trackers": torch.tensor([tracker.state() for tracker in bundle.trackers], dtype=torch.float64),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def checkpoint_members(data: bytes) -> list[int]:
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    return [int(run_id) for run_id in state["run_ids"].tolist()]
+
+
+def restore(bundle: Bundle, data: bytes) -> tuple[int, int]:
+    """Put a snapshot's state into a freshly built bundle of (some of) the same runs; returns the epoch
+    and optimizer step to continue after."""
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    position = {int(run_id): i for i, run_id in enumerate(state["run_ids"].tolist())}
+    index = torch.tensor([position[run_id] for run_id in bundle.run_ids], dtype=torch.long)
+    device = bundle.flat.device
+    bundle.flat.copy_(state["flat"].index_select(0, index).to(device))
+    bundle.adam_m.copy_(state["adam_m"].index_select(0, index).to(device))
+    bundle.adam_v.copy_(state["adam_v"].index_select(0, index).to(device))
+    for i, generator in zip(index.tolist(), bundle.generators, strict=True):
+        generator.set_state(state["generators"][i].clone())
+    for i, tracker in zip(index.tolist(), bundle.trackers, strict=True):
+        tracker.restore(state["trackers"][i].tolist())
+    bundle.started = time.perf_counter() - float(state["elapsed_s"])
+    return int(state["epoch"]), int(state["step"])
+
+
+def train_vectorized(
+    runs: Sequence[ClaimedRun], observer: TrainingObserver, resume: bytes | None = None
+) -> None:
     """Train a bundle of compatible runs (same dataset, sizes, depth, activation, optimizer, batch size,
-    epochs and device) and report every member's epochs and outcome."""
+    epochs and device) and report every member's epochs and outcome. With `resume`, a snapshot of an
+    earlier life of this bundle, training continues after its epoch exactly as if never interrupted."""
+    if resume is not None:
+        saved_ids = checkpoint_members(resume)
+        by_id = {run.id: run for run in runs}
+        fresh = [run for run in runs if run.id not in saved_ids]
+        if fresh:
+            train_vectorized(fresh, observer)
+        runs = [by_id[run_id] for run_id in saved_ids if run_id in by_id]
+        if not runs:
+            return
     first = runs[0].spec
     try:
         device = resolve_device(first.device)
@@ -283,9 +338,9 @@ def train_vectorized(runs: Sequence[ClaimedRun], observer: TrainingObserver) -> 
     n_train = bundle.data["train_x"].shape[1]
     batch_size = first.batch_size
     members = torch.arange(len(runs), device=device)
-    step = 0
+    done_epochs, step = restore(bundle, resume) if resume is not None else (0, 0)
 
-    for epoch in range(1, first.epochs + 1):
+    for epoch in range(done_epochs + 1, first.epochs + 1):
         bundle = _drop_stopped(bundle, observer)
         if not bundle.run_ids:
             return
@@ -331,6 +386,8 @@ def train_vectorized(runs: Sequence[ClaimedRun], observer: TrainingObserver) -> 
             bundle = bundle.select([i for i in range(len(bundle.run_ids)) if i not in failed])
             if not bundle.run_ids:
                 return
+        if epoch < first.epochs and observer.checkpoint_due():
+            observer.save_checkpoint(list(bundle.run_ids), epoch, snapshot(bundle, epoch, step))
 
     logits, test_loss, test_accuracy = evaluate(bundle, "test", task, activation)
     outputs = torch.sigmoid(logits) if task is Task.classification else logits

@@ -5,7 +5,7 @@ Engines know nothing of databases; the worker's recorder implements TrainingObse
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from app.models import RunStatus
 
@@ -19,14 +19,31 @@ class EpochMetrics:
     val_accuracy: float | None
 
 
-class TrainingObserver(Protocol):
-    def started(self, run_ids: list[int], device: str) -> None: ...
+class TrainingObserver:
+    """What an engine reports to. The worker's recorder writes to the database; tests keep things in
+    memory. Checkpointing is optional: by default nothing is saved or resumed."""
 
-    def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None: ...
+    def started(self, run_ids: list[int], device: str) -> None:
+        """The runs are about to train on this device."""
 
-    def should_stop(self, run_id: int) -> bool: ...
+    def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
+        raise NotImplementedError
 
-    def finished(self, run_id: int, outcome: "RunOutcome") -> None: ...
+    def should_stop(self, run_id: int) -> bool:
+        """Asked before each epoch: True makes the run leave its bundle (cancelled or pruned)."""
+        return False
+
+    def finished(self, run_id: int, outcome: "RunOutcome") -> None:
+        raise NotImplementedError
+
+    def checkpoint_due(self) -> bool:
+        return False
+
+    def save_checkpoint(self, run_ids: list[int], epoch: int, data: bytes) -> None:
+        """The bundle's state after `epoch`, serialised without pickle."""
+
+    def load_checkpoint(self, checkpoint_id: int) -> bytes | None:
+        return None
 
 
 @dataclass
@@ -53,6 +70,32 @@ class SummaryTracker:
             self.best_val_loss, self.best_epoch = val_loss, epoch
         self.last = EpochMetrics(epoch, train_loss, val_loss, self.best_val_loss, val_accuracy)
         return self.last
+
+    def state(self) -> list[float]:
+        """The tracker as numbers, for a checkpoint (NaN for what is not known yet)."""
+        last = self.last
+        nan = math.nan
+        if last is None:
+            return [self.best_val_loss, nan, nan, nan, nan, nan, nan]
+        accuracy = nan if last.val_accuracy is None else last.val_accuracy
+        best_epoch = nan if self.best_epoch is None else self.best_epoch
+        return [
+            self.best_val_loss,
+            best_epoch,
+            last.epoch,
+            last.train_loss,
+            last.val_loss,
+            last.best_val_loss,
+            accuracy,
+        ]
+
+    def restore(self, state: list[float]) -> None:
+        best_val_loss, best_epoch, epoch, train_loss, val_loss, last_best, accuracy = state
+        self.best_val_loss = best_val_loss
+        self.best_epoch = None if math.isnan(best_epoch) else int(best_epoch)
+        if not math.isnan(epoch):
+            accuracy_value = None if math.isnan(accuracy) else accuracy
+            self.last = EpochMetrics(int(epoch), train_loss, val_loss, last_best, accuracy_value)
 
     def summary(
         self, duration_s: float, test_loss: float | None = None, test_accuracy: float | None = None
