@@ -233,3 +233,72 @@ def test_an_engine_error_fails_the_bundle_runs_instead_of_leaving_them_running(
         2: RunStatus.failed,
     }
     assert recorder.outcomes[1].error == "MemoryError: cannot allocate"
+
+
+class Crash(Exception):
+    pass
+
+
+@dataclass
+class Checkpointing(Recorder):
+    """Saves a checkpoint after every epoch and dies (like a killed worker) before epoch `die_at`."""
+
+    die_at: int = 0
+    saved: list[tuple[list[int], int, bytes]] = field(default_factory=list)
+
+    def checkpoint_due(self) -> bool:
+        return True
+
+    def save_checkpoint(self, run_ids: list[int], epoch: int, data: bytes) -> None:
+        self.saved.append((run_ids, epoch, data))
+
+    def should_stop(self, run_id: int) -> bool:
+        if self.die_at and self.epochs and max(len(v) for v in self.epochs.values()) + 1 >= self.die_at:
+            raise Crash
+        return super().should_stop(run_id)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_history(optimizer: str) -> None:
+    specs = [spec(depth=2, width=w, seed=w, lr=0.02, optimizer=optimizer, epochs=12) for w in (2, 3, 5)]
+    runs = [ClaimedRun(i, s) for i, s in enumerate(specs)]
+    uninterrupted = Recorder()
+    train_vectorized(runs, uninterrupted)
+
+    first_life = Checkpointing(die_at=6)
+    with pytest.raises(Crash):
+        train_vectorized(runs, first_life)
+    ids, epoch, data = first_life.saved[-1]
+    assert (sorted(ids), epoch) == ([0, 1, 2], 5)
+    second_life = Recorder()
+    train_vectorized(list(reversed(runs)), second_life, resume=data)
+
+    for run in runs:
+        history = first_life.epochs[run.id][:5] + second_life.epochs[run.id]
+        assert history == uninterrupted.epochs[run.id], "bit for bit the same numbers"
+        resumed = second_life.outcomes[run.id].summary
+        original = uninterrupted.outcomes[run.id].summary
+        assert resumed is not None and original is not None
+        assert {k: v for k, v in resumed.items() if k != "duration_s"} == {
+            k: v for k, v in original.items() if k != "duration_s"
+        }
+
+
+def test_a_checkpoint_holds_tensors_only() -> None:
+    first_life = Checkpointing(die_at=3)
+    with pytest.raises(Crash):
+        train_vectorized([ClaimedRun(1, spec(epochs=5))], first_life)
+    import io
+
+    state = torch.load(io.BytesIO(first_life.saved[-1][2]), weights_only=True)
+    assert set(state) == {
+        "run_ids",
+        "epoch",
+        "step",
+        "elapsed_s",
+        "flat",
+        "adam_m",
+        "adam_v",
+        "generators",
+        "trackers",
+    }
