@@ -1,5 +1,6 @@
 """The `sweepyard` command: `up` runs the whole service; `api`, `worker` and `migrate` run its parts."""
 
+import ipaddress
 import os
 import signal
 import socket
@@ -42,6 +43,23 @@ def worker_argv(concurrency: int | None = None) -> list[str]:
     return argv
 
 
+def refuse_open_binding() -> None:
+    """Without a token the API serves loopback only, unless told to trust the network."""
+    settings = get_settings()
+    loopback = settings.host == "localhost"
+    try:
+        loopback = loopback or ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        pass
+    if not loopback and settings.api_token is None and not settings.allow_unauthenticated:
+        typer.echo(
+            f"refusing to serve on {settings.host} without a token: set SWEEPYARD_API_TOKEN, or "
+            "SWEEPYARD_ALLOW_UNAUTHENTICATED=true on a trusted network",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
 def api_argv() -> list[str]:
     settings = get_settings()
     return [
@@ -68,6 +86,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 @cli.command()
 def api() -> None:
     """Serve the HTTP API (no training happens in this process)."""
+    refuse_open_binding()
     os.execv(sys.executable, api_argv())
 
 
@@ -85,6 +104,7 @@ def worker(
 def up() -> None:
     """Migrate, then run the API and the workers in the foreground until Ctrl-C."""
     settings = get_settings()
+    refuse_open_binding()
     migrations.upgrade()
     typer.echo(
         f"Sweepyard on http://{settings.host}:{settings.port} (docs at /docs), "

@@ -3,11 +3,13 @@
 import logging
 
 from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from app.api import datasets, health, runs, sweeps
 from app.core.config import get_settings
 from app.core.db import DatabaseUnavailable
+from app.core.security import BearerTokenMiddleware, BodySizeLimitMiddleware
 from app.services.errors import Conflict, NotFound, Unprocessable
 
 API_PREFIX = "/api/v1"
@@ -27,6 +29,18 @@ def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
     app = FastAPI(title="Sweepyard", version="1.0", description=DESCRIPTION)
+
+    # Outermost last: CORS answers preflights before the token check; the size limit guards the body.
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.api_token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token.get_secret_value())
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(datasets.router)

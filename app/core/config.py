@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         description="Celery worker processes that `sweepyard up` and `sweepyard worker` start.",
     )
     api_token: SecretStr | None = Field(None, description="Bearer token the API requires when set.")
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without a token on an address other than loopback (trusted networks only)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed by CORS, as JSON (["https://..."]); none by default.',
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1, description="Larger request bodies get 413.")
     compute_budget: float = Field(
         1e12, gt=0, description="Largest n_train x epochs x parameters a run spec may ask for."
     )
