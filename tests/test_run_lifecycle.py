@@ -95,7 +95,16 @@ def test_orphans_of_this_worker_go_back_to_the_queue_with_their_history(database
         run_service.claim_runs(session=session, run_ids=[theirs], worker="sweepyard@ab/12")
         run_service.record_epochs(session=session, rows=[epoch_row(mine, 1, 1.0)])
     with session_scope() as session:
-        assert run_service.requeue_orphans(session=session, worker_prefix="sweepyard@a/") == [mine]
+        alive = {"sweepyard@a/11": False, "sweepyard@ab/12": True}
+        assert run_service.requeue_orphans(
+            session=session, worker_prefix="sweepyard@a/", is_alive=alive.__getitem__
+        ) == [mine]
+        assert (
+            run_service.requeue_orphans(
+                session=session, worker_prefix="sweepyard@a", is_alive=alive.__getitem__
+            )
+            == []
+        )
     with session_scope() as session:
         run = run_service.get_run(session=session, run_id=mine)
         assert (run.status, run.attempts, run.started_at is not None) == ("queued", 1, True)

@@ -9,6 +9,7 @@ Repeats are harmless: a run is claimed by one worker only.
 """
 
 import logging
+import os
 import threading
 
 from app.core import queue
@@ -20,6 +21,17 @@ from app.services import runs as run_service
 logger = logging.getLogger(__name__)
 
 
+def process_alive(worker: str) -> bool:
+    """Whether the pool process named `node/pid`, of this host, still runs."""
+    try:
+        os.kill(int(worker.rsplit("/", 1)[1]), 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
 class Reconciler:
     def __init__(self, settings: Settings, worker_prefix: str) -> None:
         self.settings = settings
@@ -29,7 +41,9 @@ class Reconciler:
     def start_up(self) -> None:
         try:
             with session_scope() as session:
-                orphans = run_service.requeue_orphans(session=session, worker_prefix=self.worker_prefix)
+                orphans = run_service.requeue_orphans(
+                    session=session, worker_prefix=self.worker_prefix, is_alive=process_alive
+                )
                 waiting = run_service.waiting_runs(session=session, older_than_s=0)
         except Exception:
             logger.exception("could not look for runs left behind; the reconciler will try again")

@@ -4,7 +4,7 @@ Every function takes the session as a keyword argument and leaves committing to 
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -302,17 +302,23 @@ def finish_run(
         )
 
 
-def requeue_orphans(*, session: Session, worker_prefix: str) -> list[int]:
-    """Runs left `running` by earlier processes of this worker (it was stopped or killed mid-run) go back
-    to the queue. Their history stays: they resume from their checkpoint, and the epochs they train again
-    overwrite their rows with the same numbers."""
-    orphans = list(
-        session.scalars(
-            select(Run.id).where(Run.status == RunStatus.running.value, Run.worker.startswith(worker_prefix))
+def requeue_orphans(*, session: Session, worker_prefix: str, is_alive: Callable[[str], bool]) -> list[int]:
+    """Runs left `running` by processes of this worker's host that are gone (stopped or killed mid-run) go
+    back to the queue at once, without waiting for their heartbeat to go stale. Their history stays: they
+    resume from their checkpoint, and the epochs they train again overwrite their rows with the same
+    numbers. Runs of live processes (another worker on this host) are left alone."""
+    candidates = session.execute(
+        select(Run.id, Run.worker).where(
+            Run.status == RunStatus.running.value, Run.worker.startswith(worker_prefix)
         )
-    )
+    ).all()
+    orphans = [run_id for run_id, worker in candidates if not is_alive(worker or "")]
     if orphans:
-        session.execute(update(Run).where(Run.id.in_(orphans)).values(status=RunStatus.queued.value))
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(orphans), Run.status == RunStatus.running.value)
+            .values(status=RunStatus.queued.value)
+        )
     return orphans
 
 
