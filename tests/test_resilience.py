@@ -243,3 +243,61 @@ def test_two_workers_racing_for_one_run_train_it_once(recovery_env: dict[str, st
     assert state["attempts"] == 1, "claimed once, however many messages and workers"
     with session_scope() as session:
         assert run_service.get_metrics(session=session, run_id=run_id).epoch == list(range(1, 61))
+
+
+def postgres_cluster(action: str) -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        [
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            version,
+            "main",
+            action,
+            *(["-m", "fast"] if action == "stop" else []),
+        ],
+        check=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.services
+def test_postgres_stopping_mid_training_loses_no_epoch_and_the_api_answers_503(
+    postgres_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
+        service_missing("a local PostgreSQL cluster to stop and start", FileNotFoundError("pg_ctlcluster"))
+    # A blip shorter than the heartbeat timeout: the worker waits it out instead of the run moving.
+    env = {**postgres_env, **FAST_RECOVERY, "SWEEPYARD_HEARTBEAT_TIMEOUT_S": "60"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_caches()
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    spec = RunSpec(n_samples=4000, batch_size=32, epochs=150, depth=2, width=4, seed=9)
+    torch.set_num_threads(1)
+    expected = Keep()
+    train_vectorized([ClaimedRun(1, spec)], expected)
+    ids = queue_runs([spec])
+    log = tmp_path / "worker.log"
+    with worker_process(env, log), TestClient(create_app()) as api:
+        wait_until(lambda: runs_state(ids)[0]["progress"] >= 20, 90, "training did not start", log)
+        postgres_cluster("stop")
+        try:
+            during = api.get(f"/api/v1/runs/{ids[0]}")
+            ready = api.get("/readyz")
+            time.sleep(3)
+        finally:
+            postgres_cluster("start")
+        assert during.status_code == 503 and "database is unavailable" in during.json()["detail"]
+        assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("unavailable")
+        assert ready.json()["checks"]["broker"] == "ok"
+        wait_until(lambda: runs_state(ids)[0]["status"] == "succeeded", 120, "the run did not finish", log)
+    with session_scope() as session:
+        history = run_service.get_metrics(session=session, run_id=ids[0])
+    assert history.epoch == list(range(1, 151)), "no epoch lost, none twice"
+    assert history.val_loss == [m.val_loss for m in expected.epochs[1]]
+    assert runs_state(ids)[0]["attempts"] == 1, "the worker waited the blip out"
+    assert "Retrying" in log.read_text() or "heartbeat failed" in log.read_text()

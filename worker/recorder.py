@@ -10,11 +10,14 @@ sweep plan its next runs.
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from app.core import queue
 from app.core.config import Settings
-from app.core.db import session_scope
+from app.core.db import DatabaseUnavailable, session_scope
 from app.services import pruning, sweeps
 from app.services import runs as run_service
 from app.services.errors import Unprocessable
@@ -22,6 +25,20 @@ from app.services.runs import ClaimedRun
 from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def with_retries(settings: Settings, work: Callable[[], T]) -> T:
+    """Run `work` (its own transaction) again with backoff while the database is unreachable. Buffered
+    metrics stay in memory meanwhile, so a blip loses nothing; training waits at the next write."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(DatabaseUnavailable),
+        wait=wait_exponential(multiplier=0.1, max=5),
+        stop=stop_after_delay(settings.db_retry_s),
+        before_sleep=before_sleep_log(logger, logging.WARNING),
+        reraise=True,
+    )
+    return retrying(work)
 
 
 class DatabaseRecorder(TrainingObserver):
@@ -36,18 +53,28 @@ class DatabaseRecorder(TrainingObserver):
         self.at_bracket: list[tuple[int, int]] = []
         self.checkpoint_ids = {run.checkpoint_id for run in runs if run.checkpoint_id is not None}
         self.last_flush = self.last_check = self.last_checkpoint = time.monotonic()
-        with session_scope() as session:
-            self.growing = sweeps.bayes_sweep_ids(session=session, sweep_ids=set(self.sweep_of.values()))
-            self.brackets = {
-                run.id: set(
-                    pruning.pruning_brackets(session=session, sweep_id=run.sweep_id, epochs=run.spec.epochs)
-                )
-                for run in runs
-                if run.sweep_id is not None
-            }
+
+        def load_sweep_rules() -> tuple[set[int], dict[int, set[int]]]:
+            with session_scope() as session:
+                growing = sweeps.bayes_sweep_ids(session=session, sweep_ids=set(self.sweep_of.values()))
+                brackets = {
+                    run.id: set(
+                        pruning.pruning_brackets(
+                            session=session, sweep_id=run.sweep_id, epochs=run.spec.epochs
+                        )
+                    )
+                    for run in runs
+                    if run.sweep_id is not None
+                }
+            return growing, brackets
+
+        self.growing, self.brackets = self._retry(load_sweep_rules)
         self._closing = threading.Event()
         self._heart = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         self._heart.start()
+
+    def _retry(self, work: Callable[[], T]) -> T:
+        return with_retries(self.settings, work)
 
     def _beat(self) -> None:
         """Heartbeat from a thread of its own, so a long epoch never looks like a dead worker."""
@@ -63,13 +90,20 @@ class DatabaseRecorder(TrainingObserver):
         self._closing.set()
         self._heart.join(timeout=5)
         if not self.active and self.checkpoint_ids:
-            with session_scope() as session:
-                for checkpoint_id in self.checkpoint_ids:
-                    run_service.delete_checkpoint(session=session, checkpoint_id=checkpoint_id)
+
+            def drop() -> None:
+                with session_scope() as session:
+                    for checkpoint_id in self.checkpoint_ids:
+                        run_service.delete_checkpoint(session=session, checkpoint_id=checkpoint_id)
+
+            self._retry(drop)
 
     def started(self, run_ids: list[int], device: str) -> None:
-        with session_scope() as session:
-            run_service.set_device(session=session, run_ids=run_ids, device=device)
+        def record() -> None:
+            with session_scope() as session:
+                run_service.set_device(session=session, run_ids=run_ids, device=device)
+
+        self._retry(record)
 
     def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
         self.buffer.append({"run_id": run_id, **metrics.__dict__})
@@ -82,13 +116,21 @@ class DatabaseRecorder(TrainingObserver):
         """Compare the runs at a bracket with their sweep. The engine asks should_stop only after every
         member has reported the epoch, so members of one bundle are judged against each other too."""
         self.flush()  # the comparison reads every run's value at this epoch from the database
-        with session_scope() as session:
-            for run_id, epoch in self.at_bracket:
-                sweep_id = self.sweep_of[run_id]
-                if pruning.should_prune(session=session, sweep_id=sweep_id, run_id=run_id, epoch=epoch):
-                    pruning.mark_pruned(session=session, run_id=run_id)
-                    self.stopped.add(run_id)
-                    logger.info("run %s pruned at epoch %s", run_id, epoch)
+
+        def judge() -> set[int]:
+            pruned = set()
+            with session_scope() as session:
+                for run_id, epoch in self.at_bracket:
+                    sweep_id = self.sweep_of[run_id]
+                    if pruning.should_prune(session=session, sweep_id=sweep_id, run_id=run_id, epoch=epoch):
+                        pruning.mark_pruned(session=session, run_id=run_id)
+                        pruned.add(run_id)
+            return pruned
+
+        pruned = self._retry(judge)
+        for run_id in pruned:
+            logger.info("run %s pruned", run_id)
+        self.stopped |= pruned
         self.at_bracket = []
 
     def should_stop(self, run_id: int) -> bool:
@@ -98,17 +140,25 @@ class DatabaseRecorder(TrainingObserver):
         # an epoch, or within that interval when epochs are shorter.
         now = time.monotonic()
         if now - self.last_check >= self.settings.cancel_check_interval_s:
-            with session_scope() as session:
-                self.stopped |= run_service.stopped_run_ids(
-                    session=session, run_ids=self.active, worker=self.worker
-                )
+
+            def look() -> set[int]:
+                with session_scope() as session:
+                    return run_service.stopped_run_ids(
+                        session=session, run_ids=self.active, worker=self.worker
+                    )
+
+            self.stopped |= self._retry(look)
             self.last_check = now
         return run_id in self.stopped
 
     def flush(self) -> None:
         if self.buffer:
-            with session_scope() as session:
-                run_service.record_epochs(session=session, rows=self.buffer)
+
+            def write() -> None:
+                with session_scope() as session:
+                    run_service.record_epochs(session=session, rows=self.buffer)
+
+            self._retry(write)
             self.buffer = []
         self.last_flush = time.monotonic()
 
@@ -118,29 +168,42 @@ class DatabaseRecorder(TrainingObserver):
     def save_checkpoint(self, run_ids: list[int], epoch: int, data: bytes) -> None:
         # Metrics first: the database then always holds every epoch up to the checkpoint's.
         self.flush()
-        with session_scope() as session:
-            current = next(iter(self.checkpoint_ids), None)
-            checkpoint_id = run_service.save_checkpoint(
-                session=session, checkpoint_id=current, run_ids=run_ids, epoch=epoch, data=data
-            )
-        self.checkpoint_ids.add(checkpoint_id)
+
+        def save() -> int:
+            with session_scope() as session:
+                return run_service.save_checkpoint(
+                    session=session,
+                    checkpoint_id=next(iter(self.checkpoint_ids), None),
+                    run_ids=run_ids,
+                    epoch=epoch,
+                    data=data,
+                )
+
+        self.checkpoint_ids.add(self._retry(save))
         self.last_checkpoint = time.monotonic()
 
     def load_checkpoint(self, checkpoint_id: int) -> bytes | None:
-        with session_scope() as session:
-            return run_service.load_checkpoint(session=session, checkpoint_id=checkpoint_id)
+        def load() -> bytes | None:
+            with session_scope() as session:
+                return run_service.load_checkpoint(session=session, checkpoint_id=checkpoint_id)
+
+        return self._retry(load)
 
     def finished(self, run_id: int, outcome: RunOutcome) -> None:
         self.flush()
-        with session_scope() as session:
-            run_service.finish_run(
-                session=session,
-                run_id=run_id,
-                status=outcome.status,
-                summary=outcome.summary,
-                error=outcome.error,
-                predictions=outcome.predictions,
-            )
+
+        def write() -> None:
+            with session_scope() as session:
+                run_service.finish_run(
+                    session=session,
+                    run_id=run_id,
+                    status=outcome.status,
+                    summary=outcome.summary,
+                    error=outcome.error,
+                    predictions=outcome.predictions,
+                )
+
+        self._retry(write)
         self.active.discard(run_id)
         logger.info(
             "run %s %s%s", run_id, outcome.status.value, f": {outcome.error}" if outcome.error else ""
@@ -149,9 +212,12 @@ class DatabaseRecorder(TrainingObserver):
             self._advance(self.sweep_of[run_id])
 
     def _advance(self, sweep_id: int) -> None:
-        try:
+        def plan() -> list[list[int]]:
             with session_scope() as session:
-                bundles = sweeps.advance_sweep(session=session, sweep_id=sweep_id)
+                return sweeps.advance_sweep(session=session, sweep_id=sweep_id)
+
+        try:
+            bundles = self._retry(plan)
         except Unprocessable as exc:
             # A suggestion the run spec refuses (say, over the compute budget) must not stop this worker.
             logger.error("sweep %s could not plan its next runs: %s", sweep_id, exc)

@@ -9,7 +9,7 @@ from app.core.db import session_scope
 from app.core.queue import TRAIN_TASK
 from app.services import runs as run_service
 from worker.celery_app import celery_app, worker_identity
-from worker.recorder import DatabaseRecorder
+from worker.recorder import DatabaseRecorder, with_retries
 from worker.training import train_bundle
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,16 @@ def train_runs(self: Any, run_ids: Any) -> None:
         logger.error("dropped a malformed training message: %s", exc)
         return
     worker = worker_identity(self.request.hostname, os.getpid())
-    with session_scope() as session:
-        claimed = run_service.claim_runs(session=session, run_ids=ids, worker=worker)
+    settings = get_settings()
+
+    def claim() -> list[run_service.ClaimedRun]:
+        with session_scope() as session:
+            return run_service.claim_runs(session=session, run_ids=ids, worker=worker)
+
+    claimed = with_retries(settings, claim)
     if not claimed:
         return
-    recorder = DatabaseRecorder(get_settings(), claimed, worker)
+    recorder = DatabaseRecorder(settings, claimed, worker)
     try:
         train_bundle(claimed, recorder)
     finally:

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each worker looks for lost runs (stale or missing from the broker).",
     )
+    db_retry_s: float = Field(
+        120.0, gt=0, description="How long a worker keeps retrying (with backoff) while the database is away."
+    )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before a lost worker fails it.")
     log_level: str = Field("INFO", description="Log level of the API and the workers.")
 
