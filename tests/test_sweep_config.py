@@ -367,3 +367,17 @@ def test_a_q_with_no_multiple_in_range_is_refused(client: TestClient) -> None:
     response = client.post("/api/v1/sweeps", json=body)
     assert response.status_code == 422
     assert "no multiple of q = 0.05" in response.text
+
+
+def test_a_sweep_over_the_compute_budget_is_refused(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEPYARD_SWEEP_COMPUTE_BUDGET", "1e8")
+    get_settings.cache_clear()
+    # 10 runs of the default spec: 10 x 1200 x 100 x 13 = 1.56e7, fine; 100 runs would be 1.56e8.
+    small = {"method": "grid", "parameters": {"seed": {"values": list(range(10))}}}
+    assert client.post("/api/v1/sweeps", json=small).status_code == 201
+    big = {"method": "random", "run_cap": 100, "parameters": {"lr": {"min": 0.001, "max": 0.1}}}
+    response = client.post("/api/v1/sweeps", json=big)
+    assert response.status_code == 422
+    assert "1.56e+08: over the sweep compute budget of 1e+08" in response.json()["detail"][0]["msg"]

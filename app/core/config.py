@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     compute_budget: float = Field(
         1e12, gt=0, description="Largest n_train x epochs x parameters a run spec may ask for."
     )
+    sweep_compute_budget: float = Field(
+        1e14, gt=0, description="Largest total n_train x epochs x parameters of all a sweep's runs."
+    )
     max_sweep_runs: int = Field(10_000, ge=1, description="Most runs one sweep may make.")
     bundle_size: int = Field(
         64, ge=1, description="Most runs of one architecture a worker trains together as one task."

@@ -53,12 +53,34 @@ def create_sweep(*, session: Session, config: SweepConfig) -> tuple[Sweep, Bundl
             loc=("body", "run_cap"),
         )
     first = min(wanted, settings.bayes_in_flight) if config.method is SweepMethod.bayes else wanted
+    points = planning.plan(config, first)
+    _check_sweep_budget(config, points, wanted)
     sweep = Sweep(
         name=config.name, method=config.method.value, config=config.model_dump(mode="json", exclude_none=True)
     )
     session.add(sweep)
     session.flush()
-    return sweep, _add_runs(session, sweep, config, planning.plan(config, first), first_trial=0)
+    return sweep, _add_runs(session, sweep, config, points, first_trial=0)
+
+
+def _check_sweep_budget(config: SweepConfig, points: Sequence[dict[str, Any]], wanted: int) -> None:
+    """The whole sweep's work; for bayes, the first configurations stand for the ones to come."""
+    costs = []
+    for point in points:
+        try:
+            costs.append(RunSpec.model_validate({**config.base, **point}).cost)
+        except ValidationError:
+            costs.append(0)  # _add_runs names the invalid configuration
+    if not costs:
+        return
+    total = sum(costs) / len(costs) * wanted * config.repeats
+    budget = get_settings().sweep_compute_budget
+    if total > budget:
+        raise Unprocessable(
+            f"the sweep's work, n_train x epochs x parameters over its {wanted * config.repeats} runs, is "
+            f"{total:.3g}: over the sweep compute budget of {budget:.3g} (SWEEPYARD_SWEEP_COMPUTE_BUDGET); "
+            "sweep fewer or smaller runs"
+        )
 
 
 def _add_runs(
