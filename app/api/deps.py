@@ -1,27 +1,13 @@
-"""Dependencies the routers share."""
+"""Parameters the routers share.
 
-from collections.abc import Iterator
+Routes open their database session in their body (`with session_scope()`), not through a dependency
+with `yield`: a sync dependency's clean-up runs on the same thread pool as the routes, so under load
+finished requests could wait for a thread while holding the connections the running ones wait for.
+"""
+
 from typing import Annotated
 
-from fastapi import Depends, Path
-from sqlalchemy.orm import Session
+from fastapi import Path
 
-from app.core.db import session_scope
-from app.models import Run
-from app.services import runs as run_service
-
-
-def get_db() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_db)]
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The run's id.")]
-
-
-def get_run(session: SessionDep, run_id: RunId) -> Run:
-    return run_service.get_run(session=session, run_id=run_id)
-
-
-RunDep = Annotated[Run, Depends(get_run)]
+SweepId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The sweep's id.")]

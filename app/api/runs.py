@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from app.api.deps import RunDep, RunId, SessionDep
+from app.api.deps import RunId
 from app.core import queue
 from app.core.db import session_scope
 from app.models import RunStatus
@@ -29,7 +29,6 @@ def create_run(body: RunCreate) -> RunPublic:
 
 @router.get("", response_model=RunsPublic)
 def list_runs(
-    session: SessionDep,
     status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
     sweep_id: Annotated[int | None, Query(ge=1, description="Only runs of this sweep.")] = None,
     tag: Annotated[str | None, Query(max_length=100, description="Only runs with this tag.")] = None,
@@ -37,15 +36,17 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, description="Skip this many runs first.")] = 0,
 ) -> RunsPublic:
     """List runs, newest first."""
-    return run_service.list_runs(
-        session=session, status=status, sweep_id=sweep_id, tag=tag, limit=limit, offset=offset
-    )
+    with session_scope() as session:
+        return run_service.list_runs(
+            session=session, status=status, sweep_id=sweep_id, tag=tag, limit=limit, offset=offset
+        )
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
-def read_run(run: RunDep) -> RunPublic:
+def read_run(run_id: RunId) -> RunPublic:
     """Read a run: status, progress, summary."""
-    return run_service.to_public(run)
+    with session_scope() as session:
+        return run_service.to_public(run_service.get_run(session=session, run_id=run_id))
 
 
 @router.post(
@@ -88,7 +89,6 @@ def _parse_keys(keys: str | None) -> list[MetricKey] | None:
     responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
 )
 def read_metrics(
-    session: SessionDep,
     run_id: RunId,
     keys: Annotated[
         str | None,
@@ -102,7 +102,8 @@ def read_metrics(
 ) -> MetricsPublic | Response:
     """Read a run's per-epoch history."""
     chosen = _parse_keys(keys)
-    history = run_service.get_metrics(session=session, run_id=run_id, keys=chosen)
+    with session_scope() as session:
+        history = run_service.get_metrics(session=session, run_id=run_id, keys=chosen)
     if format == "json":
         return history
     columns = ["epoch", *(key.value for key in (chosen or list(MetricKey)))]
@@ -120,10 +121,10 @@ def read_metrics(
 
 @router.get("/{run_id}/predictions", response_model=PredictionsPublic, responses=NOT_FOUND)
 def read_predictions(
-    session: SessionDep,
     run_id: RunId,
     offset: Annotated[int, Query(ge=0, description="Skip this many test points.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1_000_000, description="At most this many test points.")] = 10_000,
 ) -> PredictionsPublic:
     """Read the test split with the trained model's predictions."""
-    return run_service.get_predictions(session=session, run_id=run_id, offset=offset, limit=limit)
+    with session_scope() as session:
+        return run_service.get_predictions(session=session, run_id=run_id, offset=offset, limit=limit)

@@ -2,11 +2,11 @@ import json
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app.api.deps import SessionDep
+from app.api.deps import SweepId
 from app.core import queue
 from app.core.db import session_scope
 from app.schemas import (
@@ -23,7 +23,6 @@ from app.services.errors import Unprocessable
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
-SweepId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The sweep's id.")]
 MetricQuery = Annotated[
     SummaryMetric | None, Query(description="A summary metric; default the sweep's own metric.")
 ]
@@ -87,18 +86,19 @@ async def create_sweep(request: Request) -> SweepPublic:
 
 @router.get("", response_model=SweepsPublic)
 def list_sweeps(
-    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many sweeps.")] = 100,
     offset: Annotated[int, Query(ge=0, description="Skip this many sweeps first.")] = 0,
 ) -> SweepsPublic:
     """List sweeps, newest first."""
-    return sweeps.list_sweeps(session=session, limit=limit, offset=offset)
+    with session_scope() as session:
+        return sweeps.list_sweeps(session=session, limit=limit, offset=offset)
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, responses=NOT_FOUND)
-def read_sweep(session: SessionDep, sweep_id: SweepId) -> SweepPublic:
+def read_sweep(sweep_id: SweepId) -> SweepPublic:
     """Read a sweep: status, counts by run status, best run, accepted config."""
-    return sweeps.read_sweep(session=session, sweep_id=sweep_id)
+    with session_scope() as session:
+        return sweeps.read_sweep(session=session, sweep_id=sweep_id)
 
 
 @router.post(
@@ -119,7 +119,6 @@ def cancel_sweep(sweep_id: SweepId) -> SweepPublic:
     responses={**NOT_FOUND, 200: {"content": {"text/csv": {}, "text/markdown": {}}}},
 )
 def read_table(
-    session: SessionDep,
     sweep_id: SweepId,
     rows: Annotated[str | None, Query(description="Parameter of the rows; default the first swept.")] = None,
     cols: Annotated[
@@ -132,9 +131,10 @@ def read_table(
 ) -> SweepTable | Response:
     """Tabulate mean, std (ddof=1) and n of a metric by two parameters."""
     # An empty value (`cols=`) means "no such axis", as when left out.
-    table = tables.sweep_table(
-        session=session, sweep_id=sweep_id, rows=rows or None, cols=cols or None, metric=metric
-    )
+    with session_scope() as session:
+        table = tables.sweep_table(
+            session=session, sweep_id=sweep_id, rows=rows or None, cols=cols or None, metric=metric
+        )
     if format == "csv":
         return Response(tables.table_csv(table), media_type="text/csv")
     if format == "markdown":
@@ -143,12 +143,14 @@ def read_table(
 
 
 @router.get("/{sweep_id}/importance", response_model=SweepImportance, responses=NOT_FOUND)
-def read_importance(session: SessionDep, sweep_id: SweepId, metric: MetricQuery = None) -> SweepImportance:
+def read_importance(sweep_id: SweepId, metric: MetricQuery = None) -> SweepImportance:
     """Rank the swept parameters by importance for a metric, with their correlations."""
-    return importance.sweep_importance(session=session, sweep_id=sweep_id, metric=metric)
+    with session_scope() as session:
+        return importance.sweep_importance(session=session, sweep_id=sweep_id, metric=metric)
 
 
 @router.get("/{sweep_id}/parallel", response_model=SweepParallel, responses=NOT_FOUND)
-def read_parallel(session: SessionDep, sweep_id: SweepId, metric: MetricQuery = None) -> SweepParallel:
+def read_parallel(sweep_id: SweepId, metric: MetricQuery = None) -> SweepParallel:
     """Parallel-coordinates data: each succeeded run's parameters and metric."""
-    return tables.sweep_parallel(session=session, sweep_id=sweep_id, metric=metric)
+    with session_scope() as session:
+        return tables.sweep_parallel(session=session, sweep_id=sweep_id, metric=metric)

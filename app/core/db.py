@@ -47,7 +47,8 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Enough connections for every thread of the API's pool (40) to hold one at once.
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=30)
 
 
 def forget_engines(close: bool = True) -> None:

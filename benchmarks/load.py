@@ -1,0 +1,181 @@
+"""Load on the read side: 200 concurrent clients for 30 s against run status, run list and metric
+history, on PostgreSQL holding 1,000 runs of 100 epochs (and one run of 10,000 epochs).
+
+Needs a PostgreSQL server: by default postgres@127.0.0.1:5432 (database `test`), where it creates a
+scratch database and drops it afterwards; SWEEPYARD_BENCH_POSTGRES_ADMIN_URL points elsewhere. Starts
+`sweepyard api` as `make run` would, then prints requests/s, p50/p99 latency and errors.
+Run it with `.venv/bin/python benchmarks/load.py [--clients 200] [--seconds 30]`.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from app.core import config, db, queue
+from app.core import migrate as migrations
+from app.core.db import session_scope
+from app.schemas import RunSpec
+from app.services import runs as run_service
+
+ADMIN_URL = os.environ.get(
+    "SWEEPYARD_BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def seed(runs: int, epochs: int) -> tuple[list[int], int]:
+    """Runs with full histories, written in bulk; returns their ids and the id of one 10,000-epoch run."""
+    ids = []
+    with session_scope() as session:
+        for i in range(runs):
+            ids.append(run_service.create_run(session=session, spec=RunSpec(seed=i), tags=["load"]).id)
+    for start in range(0, runs, 100):
+        rows = [
+            {
+                "run_id": run_id,
+                "epoch": e,
+                "train_loss": 1 / e,
+                "val_loss": 1.1 / e,
+                "best_val_loss": 1.1 / e,
+                "val_accuracy": 0.5 + e / 400,
+            }
+            for run_id in ids[start : start + 100]
+            for e in range(1, epochs + 1)
+        ]
+        with session_scope() as session:
+            run_service.record_epochs(session=session, rows=rows)
+    with session_scope() as session:
+        long_run = run_service.create_run(session=session, spec=RunSpec(epochs=10_000)).id
+    long_rows: list[dict[str, Any]] = [
+        {
+            "run_id": long_run,
+            "epoch": e,
+            "train_loss": 1 / e,
+            "val_loss": 1 / e,
+            "best_val_loss": 1 / e,
+            "val_accuracy": None,
+        }
+        for e in range(1, 10_001)
+    ]
+    with session_scope() as session:
+        run_service.record_epochs(session=session, rows=long_rows)
+    return ids, long_run
+
+
+async def client_loop(
+    client: httpx.AsyncClient,
+    ids: list[int],
+    until: float,
+    latencies: list[float],
+    errors: list[str],
+    rng: random.Random,
+) -> None:
+    while time.perf_counter() < until:
+        kind = rng.random()
+        if kind < 0.4:
+            path = f"/api/v1/runs/{rng.choice(ids)}"
+        elif kind < 0.7:
+            path = f"/api/v1/runs?limit=20&offset={rng.randrange(0, 980)}"
+        else:
+            path = f"/api/v1/runs/{rng.choice(ids)}/metrics"
+        started = time.perf_counter()
+        try:
+            response = await client.get(path)
+            if response.status_code != 200:
+                errors.append(f"{response.status_code} {path}")
+        except httpx.HTTPError as exc:
+            errors.append(f"{type(exc).__name__} {path}")
+        latencies.append(time.perf_counter() - started)
+
+
+async def load(base_url: str, ids: list[int], clients: int, seconds: float) -> None:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        until = time.perf_counter() + seconds
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(client_loop(client, ids, until, latencies, errors, random.Random(i)) for i in range(clients))
+        )
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    print(
+        f"{clients} clients for {seconds:.0f} s: {len(latencies) / elapsed:.0f} requests/s, "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, {len(errors)} errors"
+        + (f" (first: {errors[0]})" if errors else "")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    name = f"sweepyard_load_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with tempfile.TemporaryDirectory() as var_dir:
+            os.environ.update({"SWEEPYARD_DATABASE_URL": url, "SWEEPYARD_VAR_DIR": var_dir})
+            config.get_settings.cache_clear()
+            db.forget_engines()
+            queue._client.cache_clear()
+            migrations.upgrade()
+            started = time.perf_counter()
+            ids, long_run = seed(1000, 100)
+            seeded_s = time.perf_counter() - started
+            print(f"seeded 1000 runs x 100 epochs and one of 10,000 epochs in {seeded_s:.1f} s")
+            db.forget_engines()
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            env = {**os.environ, "SWEEPYARD_PORT": str(port), "SWEEPYARD_LOG_LEVEL": "WARNING"}
+            server = subprocess.Popen([str(Path(sys.executable).parent / "sweepyard"), "api"], env=env)
+            base_url = f"http://127.0.0.1:{port}"
+            try:
+                while True:
+                    try:
+                        if httpx.get(f"{base_url}/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        time.sleep(0.1)
+                timings = []
+                for _ in range(20):
+                    t = time.perf_counter()
+                    history = httpx.get(f"{base_url}/api/v1/runs/{long_run}/metrics")
+                    timings.append(time.perf_counter() - t)
+                    assert len(history.json()["epoch"]) == 10_000
+                median_ms, min_ms = statistics.median(timings) * 1000, min(timings) * 1000
+                print(
+                    f"metric history of one 10,000-epoch run: median {median_ms:.1f} ms, min {min_ms:.1f} ms"
+                )
+                asyncio.run(load(base_url, ids, args.clients, args.seconds))
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=30)
+    finally:
+        db.forget_engines()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
