@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/table2.py
 	$(BIN)/python benchmarks/default_run.py
 	$(BIN)/python benchmarks/sweep_reads.py
+	$(BIN)/python benchmarks/bundle_size.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

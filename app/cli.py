@@ -74,6 +74,7 @@ def api_argv() -> list[str]:
         str(settings.port),
         "--log-level",
         settings.log_level.lower(),
+        *(["--workers", str(settings.api_processes)] if settings.api_processes > 1 else []),
     ]
 
 

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     queue: str = Field("sweepyard.training", description="The Celery queue that training tasks go to.")
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    api_processes: int = Field(1, ge=1, le=64, description="Processes serving the API (uvicorn workers).")
     workers: int = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)),
         ge=1,
