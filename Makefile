@@ -27,10 +27,10 @@ lint: install
 	$(BIN)/mypy app worker tests benchmarks
 
 bench: install
-	$(BIN)/python benchmarks/table2.py
-	$(BIN)/python benchmarks/default_run.py
-	$(BIN)/python benchmarks/sweep_reads.py
-	$(BIN)/python benchmarks/bundle_size.py
+	$(BIN)/python -m benchmarks.table2
+	$(BIN)/python -m benchmarks.default_run
+	$(BIN)/python -m benchmarks.sweep_reads
+	$(BIN)/python -m benchmarks.bundle_size
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Engine throughput on one core against bundle size: the measurement behind SWEEPYARD_BUNDLE_SIZE.
 
 Trains M runs of the default spec at depth 2 (noisy XOR, 100 epochs, widths 1..3 mixed) as one bundle
-for several M and prints runs per second. Run it with `.venv/bin/python benchmarks/bundle_size.py`.
+for several M and prints runs per second. Run it with `.venv/bin/python -m benchmarks.bundle_size`.
 """
 
 import time
@@ -10,22 +10,8 @@ import torch
 
 from app.schemas import RunSpec
 from app.services.runs import ClaimedRun
+from benchmarks.common import LossKeeper
 from worker.training.engine import train_vectorized
-from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
-
-
-class Discard(TrainingObserver):
-    def started(self, run_ids: list[int], device: str) -> None:
-        pass
-
-    def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
-        pass
-
-    def should_stop(self, run_id: int) -> bool:
-        return False
-
-    def finished(self, run_id: int, outcome: RunOutcome) -> None:
-        pass
 
 
 def main() -> None:
@@ -33,7 +19,7 @@ def main() -> None:
     for members in (1, 8, 16, 32, 64, 128, 256):
         runs = [ClaimedRun(i, RunSpec(depth=2, width=1 + i % 3, seed=i)) for i in range(members)]
         started = time.perf_counter()
-        train_vectorized(runs, Discard())
+        train_vectorized(runs, LossKeeper())
         elapsed = time.perf_counter() - started
         print(f"bundle of {members:3d}: {members / elapsed:6.1f} runs/s ({elapsed:.2f} s)")
 

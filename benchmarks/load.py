@@ -4,7 +4,7 @@ history, on PostgreSQL holding 1,000 runs of 100 epochs (and one run of 10,000 e
 Needs a PostgreSQL server: by default postgres@127.0.0.1:5432 (database `test`), where it creates a
 scratch database and drops it afterwards; SWEEPYARD_BENCH_POSTGRES_ADMIN_URL points elsewhere. Starts
 `sweepyard api` as `make run` would, then prints requests/s, p50/p99 latency and errors.
-Run it with `.venv/bin/python benchmarks/load.py [--clients 200] [--seconds 30]`.
+Run it with `.venv/bin/python -m benchmarks.load [--clients 200] [--seconds 30]`.
 """
 
 import argparse

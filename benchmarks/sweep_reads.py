@@ -3,7 +3,7 @@
 Makes a 1,000-run random sweep in a temporary SQLite database (and in PostgreSQL when
 SWEEPYARD_BENCH_POSTGRES_URL names an empty database), marks every run succeeded with a synthetic summary,
 then times each read endpoint through the API in-process. Run it with
-`.venv/bin/python benchmarks/sweep_reads.py`.
+`.venv/bin/python -m benchmarks.sweep_reads`.
 """
 
 import os

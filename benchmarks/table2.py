@@ -12,17 +12,9 @@ Prints runs per second for each, the ratios b/a and c/a, and the 4 x 3 mean/std 
 """
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import httpx
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -30,9 +22,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from app.core.config import get_settings
 from app.schemas import RunSpec
 from app.services.runs import ClaimedRun, make_bundles
+from benchmarks.common import LossKeeper, embedded_service
 from worker.training.datasets import make_splits
 from worker.training.engine import train_vectorized
-from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 
 DEPTHS, WIDTHS, SEEDS = (0, 1, 2, 3), (1, 2, 3), 10
 STUDY = {
@@ -98,65 +90,16 @@ def notebook_run(spec: RunSpec) -> float:
         )
 
 
-class Discard(TrainingObserver):
-    """An observer that keeps only what the benchmark checks."""
-
-    def __init__(self) -> None:
-        self.test_losses: dict[int, float] = {}
-
-    def started(self, run_ids: list[int], device: str) -> None:
-        pass
-
-    def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
-        pass
-
-    def should_stop(self, run_id: int) -> bool:
-        return False
-
-    def finished(self, run_id: int, outcome: RunOutcome) -> None:
-        assert outcome.summary is not None and outcome.summary["test_loss"] is not None, outcome
-        self.test_losses[run_id] = outcome.summary["test_loss"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def through_the_service() -> tuple[float, str, dict[str, Any]]:
     """POST the study as one sweep to a fresh `sweepyard up`; seconds from POST to finished."""
-    sweepyard = str(Path(sys.executable).parent / "sweepyard")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as var_dir:
-        env = {
-            **os.environ,
-            "SWEEPYARD_VAR_DIR": var_dir,
-            "SWEEPYARD_DATABASE_URL": "",
-            "SWEEPYARD_BROKER_URL": "filesystem://",
-            "SWEEPYARD_PORT": str(port),
-        }
-        service = subprocess.Popen(
-            [sweepyard, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        try:
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            time.sleep(3)  # let the worker processes finish starting, as they would have in a running service
-            started = time.perf_counter()
-            sweep_id = client.post("/api/v1/sweeps", json=STUDY).json()["id"]
-            while (sweep := client.get(f"/api/v1/sweeps/{sweep_id}").json())["status"] == "running":
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - started
-            table = client.get(f"/api/v1/sweeps/{sweep_id}/table", params={"format": "markdown"}).text
-        finally:
-            service.send_signal(signal.SIGINT)
-            service.wait(timeout=60)
+    with embedded_service() as (client, _):
+        time.sleep(3)  # let the worker processes finish starting, as they would have in a running service
+        started = time.perf_counter()
+        sweep_id = client.post("/api/v1/sweeps", json=STUDY).json()["id"]
+        while (sweep := client.get(f"/api/v1/sweeps/{sweep_id}").json())["status"] == "running":
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        table = client.get(f"/api/v1/sweeps/{sweep_id}/table", params={"format": "markdown"}).text
     return elapsed, table, sweep
 
 
@@ -183,7 +126,7 @@ def main() -> None:
     runs = [ClaimedRun(i + 1, spec) for i, spec in enumerate(specs)]
     bundles = make_bundles([(run.id, run.spec) for run in runs], get_settings().bundle_size)
     by_id = {run.id: run for run in runs}
-    observer = Discard()
+    observer = LossKeeper()
     started = time.perf_counter()
     for bundle in bundles:
         train_vectorized([by_id[run_id] for run_id in bundle], observer)
