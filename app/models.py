@@ -61,10 +61,6 @@ class RunStatus(StrEnum):
     cancelled = "cancelled"
     pruned = "pruned"
 
-    @property
-    def is_final(self) -> bool:
-        return self not in (RunStatus.queued, RunStatus.running)
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
