@@ -96,13 +96,14 @@ def test_orphans_of_this_worker_go_back_to_the_queue_with_their_history(database
         run_service.record_epochs(session=session, rows=[epoch_row(mine, 1, 1.0)])
     with session_scope() as session:
         alive = {"sweepyard@a/11": False, "sweepyard@ab/12": True}
-        assert run_service.requeue_orphans(
-            session=session, worker_prefix="sweepyard@a/", is_alive=alive.__getitem__
-        ) == [mine]
+        released = run_service.requeue_orphans(
+            session=session, worker_prefix="sweepyard@a/", is_alive=alive.__getitem__, max_attempts=3
+        )
+        assert released.requeued == [[mine]] and released.failed == []
         assert (
             run_service.requeue_orphans(
-                session=session, worker_prefix="sweepyard@a", is_alive=alive.__getitem__
-            )
+                session=session, worker_prefix="sweepyard@a", is_alive=alive.__getitem__, max_attempts=3
+            ).requeued
             == []
         )
     with session_scope() as session:

@@ -9,8 +9,8 @@ Repeats are harmless: a run is claimed by one worker only.
 """
 
 import logging
-import os
 import threading
+from pathlib import Path
 
 from app.core import queue
 from app.core.config import Settings
@@ -22,14 +22,14 @@ logger = logging.getLogger(__name__)
 
 
 def process_alive(worker: str) -> bool:
-    """Whether the pool process named `node/pid`, of this host, still runs."""
+    """Whether the pool process named `node/pid`, of this host, still runs (a zombie does not)."""
     try:
-        os.kill(int(worker.rsplit("/", 1)[1]), 0)
-    except (ValueError, IndexError, ProcessLookupError):
+        pid = int(worker.rsplit("/", 1)[1])
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ValueError, IndexError, OSError):
         return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
+    # The state letter follows the command name in parentheses; Z is a killed process not yet reaped.
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Reconciler:
@@ -42,14 +42,21 @@ class Reconciler:
         try:
             with session_scope() as session:
                 orphans = run_service.requeue_orphans(
-                    session=session, worker_prefix=self.worker_prefix, is_alive=process_alive
+                    session=session,
+                    worker_prefix=self.worker_prefix,
+                    is_alive=process_alive,
+                    max_attempts=self.settings.max_attempts,
                 )
                 waiting = run_service.waiting_runs(session=session, older_than_s=0)
         except Exception:
             logger.exception("could not look for runs left behind; the reconciler will try again")
             return
-        if orphans:
-            logger.warning("requeued runs %s left running by an earlier life of this worker", orphans)
+        if orphans.requeued or orphans.failed:
+            logger.warning(
+                "runs left running by dead processes of this host: requeued %s, failed %s",
+                orphans.requeued,
+                orphans.failed,
+            )
         self._send(waiting)
 
     def reconcile_once(self) -> None:

@@ -2,6 +2,7 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
@@ -10,6 +11,7 @@ from app.core import queue
 from app.core.db import session_scope
 from app.models import RunStatus
 from app.schemas import MetricKey, MetricsPublic, PredictionsPublic, RunCreate, RunPublic, RunsPublic
+from app.services import run_views
 from app.services import runs as run_service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -34,19 +36,19 @@ def list_runs(
     tag: Annotated[str | None, Query(max_length=100, description="Only runs with this tag.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs.")] = 100,
     offset: Annotated[int, Query(ge=0, description="Skip this many runs first.")] = 0,
-) -> RunsPublic:
+) -> Response:
     """List runs, newest first."""
-    with session_scope() as session:
-        return run_service.list_runs(
-            session=session, status=status, sweep_id=sweep_id, tag=tag, limit=limit, offset=offset
-        )
+    filters = run_service.run_filters(status=status, sweep_id=sweep_id, tag=tag)
+    with session_scope(read_only=True) as session:
+        page = run_views.runs_page_json(session=session, filters=filters, limit=limit, offset=offset)
+    return Response(page, media_type="application/json")
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
-def read_run(run_id: RunId) -> RunPublic:
+def read_run(run_id: RunId) -> Response:
     """Read a run: status, progress, summary."""
-    with session_scope() as session:
-        return run_service.to_public(run_service.get_run(session=session, run_id=run_id))
+    with session_scope(read_only=True) as session:
+        return Response(run_views.run_json(session=session, run_id=run_id), media_type="application/json")
 
 
 @router.post(
@@ -99,19 +101,19 @@ def read_metrics(
         ),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json (columnar) or csv.")] = "json",
-) -> MetricsPublic | Response:
+) -> Response:
     """Read a run's per-epoch history."""
-    chosen = _parse_keys(keys)
-    with session_scope() as session:
-        history = run_service.get_metrics(session=session, run_id=run_id, keys=chosen)
+    chosen = _parse_keys(keys) or list(MetricKey)
+    with session_scope(read_only=True) as session:
+        history = run_views.history(session=session, run_id=run_id, keys=chosen)
     if format == "json":
-        return history
-    columns = ["epoch", *(key.value for key in (chosen or list(MetricKey)))]
-    table = [getattr(history, column) for column in columns]
+        return Response(orjson.dumps(history), media_type="application/json")
+    columns = ["epoch", *(key.value for key in chosen)]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows(["" if value is None else value for value in row] for row in zip(*table, strict=True))
+    rows = zip(*(history[column] for column in columns), strict=True)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
     return Response(
         out.getvalue(),
         media_type="text/csv",

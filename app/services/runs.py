@@ -22,9 +22,9 @@ from app.schemas import (
     RunCreate,
     RunPublic,
     RunSpec,
-    RunsPublic,
     RunSummary,
 )
+from app.services import run_views
 from app.services.errors import Conflict, NotFound
 
 PREDICTIONS_ARTIFACT = "predictions"
@@ -89,15 +89,9 @@ def get_run(*, session: Session, run_id: int) -> Run:
     return run
 
 
-def list_runs(
-    *,
-    session: Session,
-    status: RunStatus | None = None,
-    sweep_id: int | None = None,
-    tag: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> RunsPublic:
+def run_filters(
+    *, status: RunStatus | None = None, sweep_id: int | None = None, tag: str | None = None
+) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     if status is not None:
         filters.append(Run.status == status.value)
@@ -105,11 +99,7 @@ def list_runs(
         filters.append(Run.sweep_id == sweep_id)
     if tag is not None:
         filters.append(Run.tag_rows.any(RunTag.tag == tag))
-    count = session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
-    runs = session.scalars(
-        select(Run).where(*filters).order_by(Run.id.desc()).limit(limit).offset(offset)
-    ).all()
-    return RunsPublic(data=[to_public(run) for run in runs], count=count)
+    return filters
 
 
 def cancel_run(*, session: Session, run_id: int) -> Run:
@@ -123,16 +113,9 @@ def cancel_run(*, session: Session, run_id: int) -> Run:
 
 
 def get_metrics(*, session: Session, run_id: int, keys: Sequence[MetricKey] | None = None) -> MetricsPublic:
-    get_run(session=session, run_id=run_id)
-    chosen = list(keys) if keys else list(MetricKey)
-    columns = [getattr(EpochMetric, key.value) for key in chosen]
-    rows = session.execute(
-        select(EpochMetric.epoch, *columns).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)
-    ).all()
-    history: dict[str, Any] = {"run_id": run_id, "epoch": [row[0] for row in rows]}
-    for i, key in enumerate(chosen, start=1):
-        history[key.value] = [row[i] for row in rows]
-    return MetricsPublic.model_validate(history)
+    return MetricsPublic.model_validate(
+        run_views.history(session=session, run_id=run_id, keys=keys or list(MetricKey))
+    )
 
 
 def get_predictions(*, session: Session, run_id: int, offset: int, limit: int) -> PredictionsPublic:
@@ -302,70 +285,73 @@ def finish_run(
         )
 
 
-def requeue_orphans(*, session: Session, worker_prefix: str, is_alive: Callable[[str], bool]) -> list[int]:
-    """Runs left `running` by processes of this worker's host that are gone (stopped or killed mid-run) go
-    back to the queue at once, without waiting for their heartbeat to go stale. Their history stays: they
-    resume from their checkpoint, and the epochs they train again overwrite their rows with the same
-    numbers. Runs of live processes (another worker on this host) are left alone."""
-    candidates = session.execute(
-        select(Run.id, Run.worker).where(
-            Run.status == RunStatus.running.value, Run.worker.startswith(worker_prefix)
-        )
-    ).all()
-    orphans = [run_id for run_id, worker in candidates if not is_alive(worker or "")]
-    if orphans:
-        session.execute(
-            update(Run)
-            .where(Run.id.in_(orphans), Run.status == RunStatus.running.value)
-            .values(status=RunStatus.queued.value)
-        )
-    return orphans
-
-
 @dataclass(frozen=True)
 class Reconciled:
     requeued: list[list[int]]  # bundles to enqueue again, grouped by checkpoint
     failed: list[int]
 
 
-def requeue_stale(*, session: Session, timeout_s: float, max_attempts: int) -> Reconciled:
-    """Runs whose worker stopped heartbeating: back to the queue, or failed after max_attempts claims."""
-    stale_before = utcnow() - timedelta(seconds=timeout_s)
-    stale = session.execute(
-        select(Run.id, Run.attempts, Run.worker, Run.checkpoint_id).where(
-            Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before
-        )
-    ).all()
+def _release(
+    session: Session, lost: Sequence[Any], max_attempts: int, unchanged: ColumnElement[bool] | None = None
+) -> Reconciled:
+    """Send runs whose worker is gone back to the queue, or fail those claimed max_attempts times. Each
+    update applies only while the run is still running under the same worker (and `unchanged` holds), so
+    a run another worker has claimed meanwhile is left alone."""
     groups: dict[int | None, list[int]] = {}
     failed = []
-    for run_id, attempts, worker, checkpoint_id in stale:
+    for run_id, attempts, worker, checkpoint_id in lost:
+        still_lost = [Run.id == run_id, Run.status == RunStatus.running.value, Run.worker == worker]
+        if unchanged is not None:
+            still_lost.append(unchanged)
         if attempts >= max_attempts:
             error = (
                 f"the run's worker was lost {attempts} times (last {worker}); giving up after "
                 f"SWEEPYARD_MAX_ATTEMPTS = {max_attempts}"
             )
-            changed = session.execute(
-                update(Run)
-                .where(
-                    Run.id == run_id, Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before
-                )
-                .values(status=RunStatus.failed.value, error=error, finished_at=utcnow())
-                .returning(Run.id)
-            ).first()
-            if changed:
-                failed.append(run_id)
+            values: dict[str, Any] = {
+                "status": RunStatus.failed.value,
+                "error": error,
+                "finished_at": utcnow(),
+            }
+        else:
+            values = {"status": RunStatus.queued.value}
+        changed = session.execute(update(Run).where(*still_lost).values(**values).returning(Run.id)).first()
+        if changed is None:
             continue
-        changed = session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before)
-            .values(status=RunStatus.queued.value)
-            .returning(Run.id)
-        ).first()
-        if changed:
+        if attempts >= max_attempts:
+            failed.append(run_id)
+        else:
             groups.setdefault(checkpoint_id, []).append(run_id)
     requeued = [ids for key, ids in groups.items() if key is not None]
     requeued += [[run_id] for run_id in groups.get(None, [])]
     return Reconciled(requeued=requeued, failed=failed)
+
+
+LOST_COLUMNS = (Run.id, Run.attempts, Run.worker, Run.checkpoint_id)
+
+
+def requeue_orphans(
+    *, session: Session, worker_prefix: str, is_alive: Callable[[str], bool], max_attempts: int
+) -> Reconciled:
+    """Runs left `running` by processes of this worker's host that are gone (stopped or killed mid-run) go
+    back to the queue at once, without waiting for their heartbeat to go stale. Their history stays: they
+    resume from their checkpoint, and the epochs they train again overwrite their rows with the same
+    numbers. Runs of live processes (another worker on this host) are left alone."""
+    candidates = session.execute(
+        select(*LOST_COLUMNS).where(
+            Run.status == RunStatus.running.value, Run.worker.startswith(worker_prefix)
+        )
+    ).all()
+    return _release(session, [row for row in candidates if not is_alive(row.worker or "")], max_attempts)
+
+
+def requeue_stale(*, session: Session, timeout_s: float, max_attempts: int) -> Reconciled:
+    """Runs whose worker stopped heartbeating: back to the queue, or failed after max_attempts claims."""
+    stale_before = utcnow() - timedelta(seconds=timeout_s)
+    stale = session.execute(
+        select(*LOST_COLUMNS).where(Run.status == RunStatus.running.value, Run.heartbeat_at < stale_before)
+    ).all()
+    return _release(session, stale, max_attempts, unchanged=Run.heartbeat_at < stale_before)
 
 
 def waiting_runs(*, session: Session, older_than_s: float) -> list[tuple[int, RunSpec]]:
