@@ -20,13 +20,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No run has t
 
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
-def create_run(body: RunCreate) -> RunPublic:
+def create_run(body: RunCreate) -> Response:
     """Queue a run; it trains as soon as a worker is free."""
     with session_scope() as session:
-        run = run_service.create_run_from_request(session=session, body=body)
-        public = run_service.to_public(run)
-    queue.enqueue_training([public.id])
-    return public
+        run_id = run_service.create_run_from_request(session=session, body=body).id
+        created = run_views.run_json(session=session, run_id=run_id)
+    queue.enqueue_training([run_id])
+    return Response(created, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.get("", response_model=RunsPublic)
@@ -57,11 +57,12 @@ def read_run(run_id: RunId) -> Response:
     status_code=status.HTTP_202_ACCEPTED,
     responses={**NOT_FOUND, 409: {"description": "The run has already ended."}},
 )
-def cancel_run(run_id: RunId) -> RunPublic:
+def cancel_run(run_id: RunId) -> Response:
     """Cancel a queued or running run."""
     with session_scope() as session:
-        run = run_service.cancel_run(session=session, run_id=run_id)
-        return run_service.to_public(run)
+        run_service.cancel_run(session=session, run_id=run_id)
+        cancelled = run_views.run_json(session=session, run_id=run_id)
+    return Response(cancelled, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
 def _parse_keys(keys: str | None) -> list[MetricKey] | None:

@@ -18,36 +18,14 @@ from app.schemas import (
     MetricKey,
     MetricsPublic,
     PredictionsPublic,
-    Progress,
     RunCreate,
-    RunPublic,
     RunSpec,
-    RunSummary,
 )
 from app.services import run_views
 from app.services.errors import Conflict, NotFound
 
 PREDICTIONS_ARTIFACT = "predictions"
 ACTIVE_STATUSES = (RunStatus.queued.value, RunStatus.running.value)
-
-
-def to_public(run: Run) -> RunPublic:
-    return RunPublic(
-        id=run.id,
-        name=run.name,
-        tags=run.tags,
-        status=RunStatus(run.status),
-        spec=RunSpec.from_stored(run.spec),
-        sweep_id=run.sweep_id,
-        progress=Progress(epoch=run.progress_epoch, epochs=run.epochs),
-        summary=RunSummary.model_validate(run.summary) if run.summary is not None else None,
-        device=run.device,
-        worker=run.worker,
-        error=run.error,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-    )
 
 
 # --- the API side -------------------------------------------------------------------------------------
