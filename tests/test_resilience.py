@@ -146,10 +146,17 @@ def test_kill_9_mid_bundle_then_resume_gives_the_uninterrupted_histories(
             wait_until(lambda e=kill_at, n=life: reached(e, n), 90, f"no run reached epoch {kill_at}", log)
             kill_9(worker)
         assert all(s["status"] == "running" for s in runs_state(ids)), "killed mid-bundle"
+
+    def checkpoints_left() -> int:
+        with session_scope() as session:
+            return len(session.scalars(select(Checkpoint.id)).all())
+
     with worker_process(recovery_env, log):
         wait_until(
             lambda: all(s["status"] == "succeeded" for s in runs_state(ids)), 90, "not all succeeded", log
         )
+        # The worker deletes the bundle's checkpoint right after writing the last outcome.
+        wait_until(lambda: checkpoints_left() == 0, 10, "the checkpoint was not deleted at the end", log)
 
     for run_id, states in zip(ids, runs_state(ids), strict=True):
         want = expected.epochs[ids.index(run_id)]
@@ -165,13 +172,6 @@ def test_kill_9_mid_bundle_then_resume_gives_the_uninterrupted_histories(
             k: v for k, v in summary.items() if k != "duration_s"
         }
         assert states["attempts"] == len(kill_points) + 1
-
-    def checkpoints_left() -> int:
-        with session_scope() as session:
-            return len(session.scalars(select(Checkpoint.id)).all())
-
-    # The worker deletes the bundle's checkpoint right after writing the last outcome.
-    wait_until(lambda: checkpoints_left() == 0, 10, "the checkpoint was not deleted at the end", log)
 
 
 def free_port() -> int:
