@@ -20,9 +20,14 @@ celery_app.conf.include = ["worker.tasks"]
 _reconciler: Reconciler | None = None
 
 
+def worker_prefix(nodename: str | None) -> str:
+    """What every process of this worker node writes before its pid in `runs.worker`."""
+    return f"{nodename or 'sweepyard@unknown'}/"
+
+
 def worker_identity(nodename: str | None, pid: int) -> str:
     """Which process trains a run: the Celery node name and the pool process's pid."""
-    return f"{nodename or 'sweepyard@unknown'}/{pid}"
+    return f"{worker_prefix(nodename)}{pid}"
 
 
 @worker_process_init.connect
@@ -39,7 +44,7 @@ def _start_reconciling(sender: Any, **_: Any) -> None:
     """The database is the truth: on start, runs that earlier processes of this worker left running go
     back to the queue, and from then on a reconciler thread keeps the broker in step with the database."""
     global _reconciler
-    _reconciler = Reconciler(get_settings(), worker_prefix=worker_identity(sender.hostname, 0)[:-1])
+    _reconciler = Reconciler(get_settings(), worker_prefix=worker_prefix(sender.hostname))
     _reconciler.start_up()
     threading.Thread(target=_reconciler.run_forever, name="reconciler", daemon=True).start()
 

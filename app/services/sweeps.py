@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Float, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -132,7 +132,7 @@ def best_run(session: Session, sweep: Sweep, config: SweepConfig) -> BestRun | N
     value = metric_value(config.metric.name)
     order = value.desc() if config.metric.goal is Goal.maximize else value.asc()
     row = session.execute(
-        select(Run.id, Run.spec, value.cast(Float))
+        select(Run.id, Run.spec, value)
         .where(Run.sweep_id == sweep.id, Run.status == RunStatus.succeeded.value, value.is_not(None))
         .order_by(order, Run.id)
         .limit(1)

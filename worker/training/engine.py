@@ -1,7 +1,7 @@
 """The vectorized engine: a bundle of M runs of one architecture trains as ONE batched model.
 
 Every weight is stacked along a leading member axis ([M, fan_in, fan_out]) and every step is a handful of
-batched matrix products (torch.baddbmm / bmm) for all members at once. Each member keeps everything that
+batched matrix products (torch.matmul / bmm) for all members at once. Each member keeps everything that
 makes it its own run: its data, its initial weights and its per-epoch shuffle (all drawn from its own
 generator, exactly as when it trains alone), its lr and its weight decay. Gradients are written out by
 hand, which for an MLP is short and saves autograd's per-step bookkeeping; worker/training/autodiff.py
@@ -337,16 +337,14 @@ def train_vectorized(
     task = first.task
     n_train = bundle.data["train_x"].shape[1]
     batch_size = first.batch_size
-    members = torch.arange(len(runs), device=device)
     done_epochs, step = restore(bundle, resume) if resume is not None else (0, 0)
 
     for epoch in range(done_epochs + 1, first.epochs + 1):
         bundle = _drop_stopped(bundle, observer)
         if not bundle.run_ids:
             return
-        members = members[: len(bundle.run_ids)]
         order = torch.stack([torch.randperm(n_train, generator=g) for g in bundle.generators]).to(device)
-        rows = members.unsqueeze(1)
+        rows = torch.arange(len(bundle.run_ids), device=device).unsqueeze(1)
         shuffled_x, shuffled_y = bundle.data["train_x"][rows, order], bundle.data["train_y"][rows, order]
         loss_sum = torch.zeros(len(bundle.run_ids), device=device)
         batches = 0
