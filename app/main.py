@@ -6,7 +6,8 @@ from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from app.api import datasets, health, runs, sweeps
+from app.api import datasets, events, health, plots, runs, sweeps
+from app.core.cache import ImmutableResponses
 from app.core.config import get_settings
 from app.core.db import DatabaseUnavailable
 from app.core.security import BearerTokenMiddleware, BodySizeLimitMiddleware
@@ -29,6 +30,7 @@ def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
     app = FastAPI(title="Sweepyard", version="1.0", description=DESCRIPTION)
+    app.state.finished_responses = ImmutableResponses(max_bytes=64 * 2**20)
 
     # Outermost last: CORS answers preflights before the token check; the size limit guards the body.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
@@ -46,6 +48,8 @@ def create_app() -> FastAPI:
     api.include_router(datasets.router)
     api.include_router(runs.router)
     api.include_router(sweeps.router)
+    api.include_router(events.router)
+    api.include_router(plots.router)
     app.include_router(api)
     app.include_router(health.router)
 

@@ -161,3 +161,18 @@ class RunArtifact(Base):
     media_type: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RunFrame(Base):
+    """The model's output on a grid over the input range at one epoch: a frame of the boundary's animation.
+
+    `data` is one NumPy .npy array (read with allow_pickle=False): P(label 1) as uint8 [ny, nx] for 2-D
+    classification, predictions as float16 [n] for 1-D regression. `bounds` is the grid's box.
+    """
+
+    __tablename__ = "run_frames"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bounds: Mapped[list[float]] = mapped_column(JSONType)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

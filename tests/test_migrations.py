@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from app.core import migrate as migrations
 from app.models import Base
 
-TABLES = {"runs", "run_tags", "epoch_metrics", "run_artifacts", "sweeps", "checkpoints"}
+TABLES = {"runs", "run_tags", "epoch_metrics", "run_artifacts", "sweeps", "checkpoints", "run_frames"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -18,8 +18,9 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_a
 from app.core import queue
 from app.core.config import Settings
 from app.core.db import DatabaseUnavailable, session_scope
-from app.services import pruning, sweeps
+from app.services import frames, pruning, sweeps
 from app.services import runs as run_service
+from app.services.datasets import Task
 from app.services.errors import Unprocessable
 from app.services.runs import ClaimedRun
 from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
@@ -48,6 +49,8 @@ class DatabaseRecorder(TrainingObserver):
         self.sweep_of = {run.id: run.sweep_id for run in runs if run.sweep_id is not None}
         self.active = {run.id for run in runs}
         self.buffer: list[dict[str, Any]] = []
+        self.frame_buffer: list[dict[str, Any]] = []
+        self.classifies = {run.id: run.spec.task is Task.classification for run in runs}
         self.stopped: set[int] = set()
         # Runs that reached a bracket epoch; judged once every member of the bundle has reported it.
         self.at_bracket: list[tuple[int, int]] = []
@@ -112,6 +115,15 @@ class DatabaseRecorder(TrainingObserver):
         elif time.monotonic() - self.last_flush >= self.settings.metrics_flush_interval_s:
             self.flush()
 
+    def frame_epochs(self, epochs: int) -> list[int]:
+        return frames.frame_epochs(epochs, self.settings.boundary_frames)
+
+    def frame_done(self, run_id: int, frame: frames.Frame) -> None:
+        data = frames.encode(frame, classification=self.classifies[run_id])
+        self.frame_buffer.append(
+            {"run_id": run_id, "epoch": frame.epoch, "bounds": frame.bounds, "data": data}
+        )
+
     def _judge_brackets(self) -> None:
         """Compare the runs at a bracket with their sweep. The engine asks should_stop only after every
         member has reported the epoch, so members of one bundle are judged against each other too."""
@@ -152,14 +164,15 @@ class DatabaseRecorder(TrainingObserver):
         return run_id in self.stopped
 
     def flush(self) -> None:
-        if self.buffer:
+        if self.buffer or self.frame_buffer:
 
             def write() -> None:
                 with session_scope() as session:
                     run_service.record_epochs(session=session, rows=self.buffer)
+                    frames.record_frames(session=session, rows=self.frame_buffer)
 
             self._retry(write)
-            self.buffer = []
+            self.buffer, self.frame_buffer = [], []
         self.last_flush = time.monotonic()
 
     def checkpoint_due(self) -> bool:

@@ -3,11 +3,13 @@ import io
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from app.api.deps import RunId
-from app.core import queue
+from app.core import db, queue
+from app.core.cache import ImmutableResponses
 from app.core.db import session_scope
 from app.models import RunStatus
 from app.schemas import MetricKey, MetricsPublic, PredictionsPublic, RunCreate, RunPublic, RunsPublic
@@ -38,17 +40,36 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, description="Skip this many runs first.")] = 0,
 ) -> Response:
     """List runs, newest first."""
-    filters = run_service.run_filters(status=status, sweep_id=sweep_id, tag=tag)
-    with session_scope(read_only=True) as session:
-        page = run_views.runs_page_json(session=session, filters=filters, limit=limit, offset=offset)
+    filters, values = run_views.run_filters(status=status, sweep_id=sweep_id, tag=tag)
+    page = db.read(
+        lambda connection: run_views.runs_page_json(
+            session=connection, filters=filters, values=values, limit=limit, offset=offset
+        )
+    )
     return Response(page, media_type="application/json")
 
 
+def finished_responses(request: Request) -> ImmutableResponses:
+    """What polling clients read most, kept for runs that succeeded: nothing writes to those again."""
+    cache: ImmutableResponses = request.app.state.finished_responses
+    return cache
+
+
+# Async routes: an answer from the cache costs no hop to the thread pool.
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
-def read_run(run_id: RunId) -> Response:
+async def read_run(run_id: RunId, request: Request) -> Response:
     """Read a run: status, progress, summary."""
-    with session_scope(read_only=True) as session:
-        return Response(run_views.run_json(session=session, run_id=run_id), media_type="application/json")
+    finished = finished_responses(request)
+    key = ("run", run_id)
+    body = finished.get(key)
+    if body is None:
+        view = await run_in_threadpool(
+            db.read, lambda connection: run_views.run_view(session=connection, run_id=run_id)
+        )
+        body = orjson.dumps(view)
+        if view["status"] == RunStatus.succeeded:
+            finished.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
@@ -91,8 +112,9 @@ def _parse_keys(keys: str | None) -> list[MetricKey] | None:
     response_model_exclude_none=True,
     responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
 )
-def read_metrics(
+async def read_metrics(
     run_id: RunId,
+    request: Request,
     keys: Annotated[
         str | None,
         Query(
@@ -105,10 +127,19 @@ def read_metrics(
 ) -> Response:
     """Read a run's per-epoch history."""
     chosen = _parse_keys(keys) or list(MetricKey)
-    with session_scope(read_only=True) as session:
-        history = run_views.history(session=session, run_id=run_id, keys=chosen)
+    finished = finished_responses(request)
+    key = ("metrics", run_id, tuple(chosen))
+    if format == "json" and (body := finished.get(key)) is not None:
+        return Response(body, media_type="application/json")
+    history, run_status = await run_in_threadpool(
+        db.read,
+        lambda connection: run_views.history_and_status(session=connection, run_id=run_id, keys=chosen),
+    )
     if format == "json":
-        return Response(orjson.dumps(history), media_type="application/json")
+        body = orjson.dumps(history)
+        if run_status == RunStatus.succeeded:
+            finished.put(key, body)
+        return Response(body, media_type="application/json")
     columns = ["epoch", *(key.value for key in chosen)]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

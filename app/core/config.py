@@ -76,6 +76,19 @@ class Settings(BaseSettings):
         120.0, gt=0, description="How long a worker keeps retrying (with backoff) while the database is away."
     )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before a lost worker fails it.")
+    boundary_frames: int = Field(
+        50,
+        ge=0,
+        le=500,
+        description="Snapshots of the model's output on a grid that a run keeps through training "
+        "(the decision boundary's animation); 0 keeps none.",
+    )
+    events_poll_interval_s: float = Field(
+        0.25, gt=0, description="How often a Server-Sent Events stream looks for new epochs and statuses."
+    )
+    url: str = Field(
+        "http://127.0.0.1:8000", description="Where the `sweepyard` client commands find the API."
+    )
     log_level: str = Field("INFO", description="Log level of the API and the workers.")
 
     @field_validator("api_token", mode="before")

@@ -67,19 +67,6 @@ def get_run(*, session: Session, run_id: int) -> Run:
     return run
 
 
-def run_filters(
-    *, status: RunStatus | None = None, sweep_id: int | None = None, tag: str | None = None
-) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    if status is not None:
-        filters.append(Run.status == status.value)
-    if sweep_id is not None:
-        filters.append(Run.sweep_id == sweep_id)
-    if tag is not None:
-        filters.append(Run.tag_rows.any(RunTag.tag == tag))
-    return filters
-
-
 def cancel_run(*, session: Session, run_id: int) -> Run:
     """A queued run never starts; a running one stops at its worker's next look (within an epoch)."""
     run = get_run(session=session, run_id=run_id)

@@ -142,6 +142,19 @@ def best_run(session: Session, sweep: Sweep, config: SweepConfig) -> BestRun | N
     return BestRun(id=row[0], value=row[2], params={name: row[1].get(name) for name in config.parameters})
 
 
+def best_run_ids(*, session: Session, sweep: Sweep, config: SweepConfig, limit: int) -> list[int]:
+    """The sweep's best succeeded runs by its metric and goal, best first."""
+    value = metric_value(config.metric.name)
+    order = value.desc() if config.metric.goal is Goal.maximize else value.asc()
+    query = (
+        select(Run.id)
+        .where(Run.sweep_id == sweep.id, Run.status == RunStatus.succeeded.value, value.is_not(None))
+        .order_by(order, Run.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def to_public(session: Session, sweep: Sweep, counts: SweepRunCounts) -> SweepPublic:
     config = accepted_config(sweep)
     if sweep.cancelled_at is not None:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from app.models import RunStatus
 from app.schemas import EngineName
+from app.services.frames import Frame
 from app.services.runs import ClaimedRun, bundle_key
 from worker.training.observer import EpochMetrics, RunOutcome, TrainingObserver
 
@@ -23,6 +24,12 @@ class _Reporting(TrainingObserver):
 
     def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
         self.observer.epoch_done(run_id, metrics)
+
+    def frame_epochs(self, epochs: int) -> list[int]:
+        return self.observer.frame_epochs(epochs)
+
+    def frame_done(self, run_id: int, frame: Frame) -> None:
+        self.observer.frame_done(run_id, frame)
 
     def should_stop(self, run_id: int) -> bool:
         return self.observer.should_stop(run_id)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from app.models import RunStatus
 from app.schemas import RunSpec
+from app.services import frames
 from app.services.datasets import Task
 from app.services.runs import ClaimedRun
 from worker.training.datasets import make_splits
@@ -112,7 +113,8 @@ class Bundle:
     adam_v: torch.Tensor  # [M, P]
     lr: torch.Tensor  # [M, 1]
     weight_decay: torch.Tensor  # [M, 1]
-    data: dict[str, torch.Tensor]  # train_x [M, n, d], train_y [M, n], val_*, test_*
+    # train_x [M, n, d], train_y [M, n], val_*, test_*; grid_x [M, G, d] and grid_bounds [M, 2d] for frames
+    data: dict[str, torch.Tensor]
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
@@ -155,6 +157,9 @@ def build_bundle(runs: Sequence[ClaimedRun], device: torch.device) -> Bundle:
         name: torch.as_tensor(np.stack([getattr(split, name) for split in splits]), device=device)
         for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
     }
+    grids = [frames.grid(split.train_x) for split in splits]
+    data["grid_bounds"] = torch.tensor([bounds for bounds, _ in grids], device=device)
+    data["grid_x"] = torch.as_tensor(np.stack([points for _, points in grids]), device=device)
 
     def per_member(values: list[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1)
@@ -338,6 +343,9 @@ def train_vectorized(
     n_train = bundle.data["train_x"].shape[1]
     batch_size = first.batch_size
     done_epochs, step = restore(bundle, resume) if resume is not None else (0, 0)
+    frame_epochs = set(observer.frame_epochs(first.epochs))
+    if done_epochs == 0 and 0 in frame_epochs:
+        _report_frames(bundle, 0, task, activation, observer)
 
     for epoch in range(done_epochs + 1, first.epochs + 1):
         bundle = _drop_stopped(bundle, observer)
@@ -384,6 +392,8 @@ def train_vectorized(
             bundle = bundle.select([i for i in range(len(bundle.run_ids)) if i not in failed])
             if not bundle.run_ids:
                 return
+        if epoch in frame_epochs:
+            _report_frames(bundle, epoch, task, activation, observer)
         if epoch < first.epochs and observer.checkpoint_due():
             observer.save_checkpoint(list(bundle.run_ids), epoch, snapshot(bundle, epoch, step))
 
@@ -402,6 +412,21 @@ def train_vectorized(
         }
         outcome = _outcome(bundle, i, RunStatus.succeeded, test_losses[i], test_accuracies[i], predictions)
         observer.finished(run_id, outcome)
+
+
+def _report_frames(
+    bundle: Bundle,
+    epoch: int,
+    task: Task,
+    activation: Callable[[torch.Tensor], torch.Tensor],
+    observer: TrainingObserver,
+) -> None:
+    logits, _, _ = forward(bundle.params, bundle.data["grid_x"], activation)
+    outputs = (torch.sigmoid(logits) if task is Task.classification else logits).cpu().numpy()
+    for run_id, bounds, values in zip(
+        bundle.run_ids, bundle.data["grid_bounds"].tolist(), outputs, strict=True
+    ):
+        observer.frame_done(run_id, frames.Frame.on_grid(epoch, bounds, values))
 
 
 def _outcome(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.models import RunStatus
+from app.services.frames import Frame
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,13 @@ class TrainingObserver:
 
     def epoch_done(self, run_id: int, metrics: EpochMetrics) -> None:
         raise NotImplementedError
+
+    def frame_epochs(self, epochs: int) -> list[int]:
+        """The epochs (0 = before training) after which to report the model's output on its grid."""
+        return []
+
+    def frame_done(self, run_id: int, frame: Frame) -> None:
+        """The model's output on its grid at an epoch of frame_epochs (kept for plots; optional)."""
 
     def should_stop(self, run_id: int) -> bool:
         """Asked before each epoch: True makes the run leave its bundle (cancelled or pruned)."""

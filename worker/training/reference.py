@@ -13,6 +13,7 @@ from torch import nn
 
 from app.models import RunStatus
 from app.schemas import RunSpec
+from app.services import frames
 from app.services.datasets import Task
 from worker.training.datasets import make_splits
 from worker.training.observer import RunOutcome, SummaryTracker, TrainingObserver
@@ -91,7 +92,18 @@ def train_run(run_id: int, spec: RunSpec, observer: TrainingObserver) -> RunOutc
         train_x, train_y = tensor(splits.train_x), tensor(splits.train_y)
         val_x, val_y = tensor(splits.val_x), tensor(splits.val_y)
         n_train = train_x.shape[0]
+        frame_epochs = set(observer.frame_epochs(spec.epochs))
+        bounds, grid_points = frames.grid(splits.train_x)
+        grid_x = tensor(grid_points)
 
+        def report_frame(epoch: int) -> None:
+            with torch.no_grad():
+                out = model(grid_x).squeeze(-1)
+                values = (torch.sigmoid(out) if classification else out).cpu().numpy()
+            observer.frame_done(run_id, frames.Frame.on_grid(epoch, bounds, values))
+
+        if 0 in frame_epochs:
+            report_frame(0)
         for epoch in range(1, spec.epochs + 1):
             if observer.should_stop(run_id):
                 return RunOutcome(RunStatus.cancelled, tracker.summary(time.perf_counter() - started))
@@ -118,6 +130,8 @@ def train_run(run_id: int, spec: RunSpec, observer: TrainingObserver) -> RunOutc
                     f"try a learning rate below {spec.lr}"
                 )
             observer.epoch_done(run_id, tracker.update(epoch, train_loss, val_loss, val_accuracy))
+            if epoch in frame_epochs:
+                report_frame(epoch)
 
         with torch.no_grad():
             test_x, test_y = tensor(splits.test_x), tensor(splits.test_y)
