@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.client import parse_sse
 from app.core import migrate as migrations
 from app.core.db import session_scope
 from app.schemas import RunSpec
@@ -27,7 +28,6 @@ class Event:
     event: str
     id: str | None
     data: dict[str, Any]
-    received: float
 
 
 def events(
@@ -36,19 +36,11 @@ def events(
     """Read a stream until the server ends it (or until `stop_after` events, then hang up)."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     got: list[Event] = []
-    fields: dict[str, str] = {}
     with client.stream("GET", path, headers=headers, timeout=60) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            got.append(Event(fields["event"], fields.get("id"), json.loads(fields["data"]), time.monotonic()))
-            fields = {}
+        for sse in parse_sse(response.iter_lines()):
+            got.append(Event(sse.event, sse.id, json.loads(sse.data)))
             if stop_after is not None and len(got) >= stop_after:
                 break
     return got

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 import torch
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
 
-from app.core import queue
+from app.core import db, queue
 from app.core.db import session_scope
 from app.models import Checkpoint
 from app.schemas import RunSpec
@@ -310,3 +310,18 @@ def test_postgres_stopping_mid_training_loses_no_epoch_and_the_api_answers_503(
     assert history.val_loss == [m.val_loss for m in expected.epochs[1]]
     assert runs_state(ids)[0]["attempts"] == 1, "the worker waited the blip out"
     assert "Retrying" in log.read_text() or "heartbeat failed" in log.read_text()
+
+
+@pytest.mark.services
+def test_a_read_after_a_database_restart_retries_on_a_fresh_connection(postgres_env: dict[str, str]) -> None:
+    if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
+        service_missing("a local PostgreSQL cluster to restart", FileNotFoundError("pg_ctlcluster"))
+
+    def server_pid(connection: Connection) -> int:
+        return int(connection.scalar(text("SELECT pg_backend_pid()")) or 0)
+
+    before = db.read(server_pid)  # the pool now holds this connection
+    postgres_cluster("stop")
+    postgres_cluster("start")
+    # The pooled connection died with the server: the read finds out, and retries on a new one.
+    assert db.read(server_pid) != before

@@ -231,6 +231,15 @@ def test_cancel_sweep_cancels_queued_and_running_runs(client: TestClient) -> Non
     assert client.post(f"{SWEEPS}/{sweep['id']}/cancel").status_code == 409
 
 
+def test_a_finished_sweep_does_not_cancel(client: TestClient) -> None:
+    sweep = create(client, {**GRID, "parameters": {"depth": {"values": [1]}}, "repeats": 2})
+    for run in sweep_runs(client, sweep["id"]):
+        finish(run["id"], test_loss=0.1)
+    response = client.post(f"{SWEEPS}/{sweep['id']}/cancel")
+    assert response.status_code == 409 and "already finished" in response.json()["detail"]
+    assert client.get(f"{SWEEPS}/{sweep['id']}").json()["status"] == "finished"
+
+
 def test_bayes_sweep_grows_from_finished_results_up_to_run_cap(
     client: TestClient, sweepyard_env: dict[str, str]
 ) -> None:

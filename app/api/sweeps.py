@@ -105,7 +105,7 @@ def read_sweep(sweep_id: SweepId) -> SweepPublic:
     "/{sweep_id}/cancel",
     response_model=SweepPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, 409: {"description": "The sweep is already cancelled."}},
+    responses={**NOT_FOUND, 409: {"description": "The sweep has already finished or been cancelled."}},
 )
 def cancel_sweep(sweep_id: SweepId) -> SweepPublic:
     """Cancel a sweep: its queued runs never start, its running runs stop."""

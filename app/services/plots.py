@@ -427,7 +427,9 @@ def heatmap(table: SweepTable, *, fmt: ImageFormat, width: int, height: int) -> 
 def _importance_figure(importance: SweepImportance, width: int, height: int) -> Figure:
     fig = _figure(width, height)
     ax = fig.add_subplot()
-    ax.set_title(f"Importance for {importance.metric} ({importance.evaluator}, {importance.n_runs} runs)")
+    # The evaluator's name is long ("optuna.importance.X (how)"): its class name, on a line of its own.
+    evaluator = importance.evaluator.split(" ")[0].rsplit(".", 1)[-1]
+    ax.set_title(f"Importance for {importance.metric} over {importance.n_runs} runs\n{evaluator}")
     parameters = sorted(importance.parameters, key=lambda p: p.importance, reverse=True)
     if not parameters:
         _empty(ax, "no varying parameters")

@@ -197,6 +197,8 @@ def cancel_sweep(*, session: Session, sweep_id: int) -> SweepPublic:
     sweep = get_sweep(session=session, sweep_id=sweep_id)
     if sweep.cancelled_at is not None:
         raise Conflict(f"sweep {sweep_id} is already cancelled")
+    if read_sweep(session=session, sweep_id=sweep_id).status == "finished":
+        raise Conflict(f"sweep {sweep_id} has already finished; only a running sweep cancels")
     now = utcnow()
     sweep.cancelled_at = now
     session.execute(
