@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -42,11 +43,12 @@ def statements_during(work: Any) -> int:
     return count
 
 
-def test_status_list_and_history_are_one_query_each(client: TestClient) -> None:
+def test_status_and_history_are_one_query_each_and_a_list_two(client: TestClient) -> None:
     run_id = client.post("/api/v1/runs", json={"tags": ["b", "a"], "epochs": 3}).json()["id"]
     client.post("/api/v1/runs", json={})
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}")) == 1
-    assert statements_during(lambda: client.get("/api/v1/runs", params={"tag": "a"})) == 1
+    # The page's ids, statuses and count; then the runs the cache of succeeded ones does not hold.
+    assert statements_during(lambda: client.get("/api/v1/runs", params={"tag": "a"})) == 2
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}/metrics")) == 1
     # Past the end the window count has no row to ride on: a second query counts.
     page = client.get("/api/v1/runs", params={"offset": 10, "status": "queued"}).json()
@@ -74,6 +76,8 @@ def test_a_run_reads_fresh_until_it_succeeds_then_from_memory(client: TestClient
     # Succeeded: nothing writes to it again, so the next reads need no query, and answer the same.
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}")) == 0
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}/metrics")) == 0
+    assert statements_during(lambda: client.get("/api/v1/runs")) == 1  # ids and statuses only
+    assert client.get("/api/v1/runs").json() == {"data": [run], "count": 1}
     assert client.get(f"/api/v1/runs/{run_id}").json() == run
     assert client.get(f"/api/v1/runs/{run_id}/metrics").json() == history
     # Other metric selections and CSV are separate answers.
@@ -83,3 +87,34 @@ def test_a_run_reads_fresh_until_it_succeeds_then_from_memory(client: TestClient
         "val_loss": [0.6, 0.6],
     }
     assert client.get(f"/api/v1/runs/{run_id}/metrics", params={"format": "csv"}).text.startswith("epoch,")
+
+
+@pytest.mark.services
+def test_postgres_builds_the_same_history_json(postgres_env: dict[str, str]) -> None:
+    from app.main import create_app
+
+    with TestClient(create_app()) as client:
+        empty = client.post("/api/v1/runs", json={"dataset": "regression_1d"}).json()["id"]
+        assert client.get(f"/api/v1/runs/{empty}/metrics").json() == {
+            "run_id": empty,
+            "epoch": [],
+            "train_loss": [],
+            "val_loss": [],
+            "best_val_loss": [],
+            "val_accuracy": [],
+        }
+        run_id = client.post("/api/v1/runs", json={}).json()["id"]
+        rows = [
+            {**ROW, "run_id": run_id, "epoch": epoch, "val_loss": 1 / epoch, "val_accuracy": None}
+            for epoch in (3, 1, 2)
+        ]
+        with session_scope() as session:
+            run_service.record_epochs(session=session, rows=rows)
+        history = client.get(f"/api/v1/runs/{run_id}/metrics", params={"keys": "val_loss,val_accuracy"})
+        assert history.json() == {
+            "run_id": run_id,
+            "epoch": [1, 2, 3],
+            "val_loss": [1.0, 0.5, 1 / 3],
+            "val_accuracy": [None, None, None],
+        }
+        assert client.get("/api/v1/runs/999/metrics").status_code == 404

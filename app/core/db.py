@@ -17,6 +17,10 @@ T = TypeVar("T")
 Reader = Session | Connection
 
 
+def dialect_name(reader: Reader) -> str:
+    return reader.dialect.name if isinstance(reader, Connection) else reader.get_bind().dialect.name
+
+
 class DatabaseUnavailable(Exception):
     """The database could not be reached or refused the work for a reason outside the request."""
 
@@ -55,7 +59,8 @@ def _create_engine(url: str) -> Engine:
     # Enough connections for every thread of the API's pool (40) to hold one at once. No pre-ping: its
     # round trip on every checkout cost a quarter of a status read; a connection that a database restart
     # killed is noticed on use instead, which invalidates the whole pool (reads then retry once, below).
-    return create_engine(url, pool_size=20, max_overflow=30)
+    # A bounded connect: the polled reads run on the API's event loop (see app/api/runs.py).
+    return create_engine(url, pool_size=20, max_overflow=30, connect_args={"connect_timeout": 5})
 
 
 def forget_engines(close: bool = True) -> None:

@@ -12,9 +12,11 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from app.core.db import Reader
+from app.core.cache import ImmutableResponses
+from app.core.db import Reader, dialect_name
 from app.models import EpochMetric, Run, RunStatus, RunTag
 from app.schemas import MetricKey, RunSummary
 from app.services.errors import NotFound
@@ -87,12 +89,39 @@ RUN_BY_ID = _with_tags(select(*RUN_COLUMNS).where(Run.id == bindparam("run_id"))
 
 @lru_cache(maxsize=64)
 def _history_statement(keys: tuple[MetricKey, ...]) -> Select[Any]:
+    """The run's status and its epochs, a row each (one row of NULLs when it has none)."""
     columns = [getattr(EpochMetric, key.value) for key in keys]
     return (
         select(Run.status, EpochMetric.epoch, *columns)
         .outerjoin(EpochMetric, EpochMetric.run_id == Run.id)
         .where(Run.id == bindparam("run_id"))
         .order_by(EpochMetric.epoch)
+    )
+
+
+@lru_cache(maxsize=64)
+def _history_json_statement(keys: tuple[MetricKey, ...]) -> Select[str, str]:
+    """PostgreSQL: the status and the whole history as JSON text, built by the database. For 10,000
+    epochs that is several times faster than making and serialising the rows in Python."""
+
+    def in_order(column: Any) -> Any:
+        aggregate = func.json_agg(aggregate_order_by(column, EpochMetric.epoch))
+        return func.coalesce(aggregate.filter(EpochMetric.epoch.is_not(None)), literal_column("'[]'::json"))
+
+    fields: list[Any] = [
+        literal_column("'run_id'"),
+        Run.id,
+        literal_column("'epoch'"),
+        in_order(EpochMetric.epoch),
+    ]
+    for key in keys:
+        fields += [literal_column(f"'{key.value}'"), in_order(getattr(EpochMetric, key.value))]
+    return (
+        select(Run.status, cast(func.json_build_object(*fields), Text))
+        .select_from(Run)
+        .outerjoin(EpochMetric, EpochMetric.run_id == Run.id)
+        .where(Run.id == bindparam("run_id"))
+        .group_by(Run.id)
     )
 
 
@@ -129,29 +158,53 @@ def filter_clauses(names: Iterable[str]) -> list[ColumnElement[bool]]:
 
 @lru_cache(maxsize=16)
 def _page_statement(filters: tuple[str, ...]) -> Select[Any]:
-    page = (
-        select(*RUN_COLUMNS, func.count().over().label("matching"))
+    """The page's ids and statuses, newest first, each with how many runs match. The ids come from the
+    index alone: skipping `offset` rows of the table itself would read each of them whole."""
+    page_ids = (
+        select(Run.id)
         .where(*filter_clauses(filters))
         .order_by(Run.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
-        .subquery()
     )
-    return _with_tags(page)
+    matching = select(func.count()).select_from(Run).where(*filter_clauses(filters)).scalar_subquery()
+    return (
+        select(Run.id, Run.status, matching.label("matching"))
+        .where(Run.id.in_(page_ids))
+        .order_by(Run.id.desc())
+    )
+
+
+RUNS_BY_IDS = _with_tags(
+    select(*RUN_COLUMNS).where(Run.id.in_(bindparam("run_ids", expanding=True))).subquery()
+)
 
 
 def runs_page_json(
-    *, session: Reader, filters: tuple[str, ...], values: dict[str, Any], limit: int, offset: int
+    *,
+    session: Reader,
+    filters: tuple[str, ...],
+    values: dict[str, Any],
+    limit: int,
+    offset: int,
+    finished: ImmutableResponses,
 ) -> bytes:
-    """A page of runs, newest first, and how many match, in one query (a window count over the filter).
-    `filters` names the filters (see runs.run_filters) and `values` gives their values."""
-    rows = session.execute(_page_statement(filters), {**values, "limit": limit, "offset": offset}).all()
-    if rows:
-        count = rows[0].matching
-    else:  # past the end, the window has no row to report the count on
+    """A page of runs, newest first, and how many match. `filters` names the filters (see run_filters)
+    and `values` gives their values. Succeeded runs come from `finished` when it has them (and go into
+    it when it does not): a page of those costs one narrow query."""
+    page = session.execute(_page_statement(filters), {**values, "limit": limit, "offset": offset}).all()
+    if not page:  # past the end there is no row to carry the count
         count_all = select(func.count()).select_from(Run).where(*filter_clauses(filters))
-        count = session.scalar(count_all, values) or 0
-    return orjson.dumps({"data": _views(rows), "count": count})
+        return orjson.dumps({"data": [], "count": session.scalar(count_all, values) or 0})
+    bodies = {row.id: body for row in page if (body := finished.get(("run", row.id))) is not None}
+    missing = [row.id for row in page if row.id not in bodies]
+    if missing:
+        for view in _views(session.execute(RUNS_BY_IDS, {"run_ids": missing})):
+            body = bodies[view["id"]] = orjson.dumps(view)
+            if view["status"] == RunStatus.succeeded:
+                finished.put(("run", view["id"]), body)
+    data = [orjson.Fragment(bodies[row.id]) for row in page]
+    return orjson.dumps({"data": data, "count": page[0].matching})
 
 
 def history(*, session: Reader, run_id: int, keys: Sequence[MetricKey]) -> dict[str, Any]:
@@ -164,13 +217,25 @@ def history_and_status(
 ) -> tuple[dict[str, Any], str]:
     """The history and the run's status, in one query (the outer join yields one row of NULLs for a run
     without epochs, and none for no run)."""
+    names = ["epoch", *(key.value for key in keys)]
     rows = session.execute(_history_statement(tuple(keys)), {"run_id": run_id}).all()
     if not rows:
         raise NotFound(f"run {run_id} not found")
     status = rows[0][0]
     if rows[0][1] is None:
         rows = []
-    result: dict[str, Any] = {"run_id": run_id, "epoch": [row[1] for row in rows]}
-    for i, key in enumerate(keys, start=2):
-        result[key.value] = [row[i] for row in rows]
+    result: dict[str, Any] = {"run_id": run_id}
+    for i, name in enumerate(names, start=1):
+        result[name] = [row[i] for row in rows]
     return result, status
+
+
+def history_json_and_status(*, session: Reader, run_id: int, keys: Sequence[MetricKey]) -> tuple[bytes, str]:
+    """The history as the metrics endpoint's JSON, and the run's status."""
+    if dialect_name(session) == "postgresql":
+        row = session.execute(_history_json_statement(tuple(keys)), {"run_id": run_id}).first()
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return row[1].encode(), row[0]
+    history, status = history_and_status(session=session, run_id=run_id, keys=keys)
+    return orjson.dumps(history), status
