@@ -44,6 +44,7 @@ READS = {
 
 def bench(database_url: str, label: str) -> None:
     os.environ["SWEEPYARD_DATABASE_URL"] = database_url
+    os.environ["SWEEPYARD_LOG_LEVEL"] = "WARNING"  # no line per request between the figures
     config.get_settings.cache_clear()
     db.forget_engines()
     queue._client.cache_clear()

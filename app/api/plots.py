@@ -71,7 +71,8 @@ def _size(plot: str, width: int | None, height: int | None) -> tuple[int, int]:
 
 def _run_title(view: dict[str, Any], spec: RunSpec) -> str:
     name = view["name"] or f"run {view['id']}"
-    return f"{name}: {spec.dataset}, depth {spec.depth}, width {spec.width}"
+    model = f"depth {spec.depth}, width {spec.width}" if spec.depth else "depth 0 (no hidden layer)"
+    return f"{name}: {spec.dataset}, {model}"
 
 
 def _loss(run_id: int, fmt: ImageFormat, size: tuple[int, int]) -> bytes:

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before a lost worker fails it.")
     boundary_frames: int = Field(
-        50,
+        30,
         ge=0,
         le=500,
         description="Snapshots of the model's output on a grid that a run keeps through training "

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import RunFrame
 
-GRID_2D = 40  # points per side: coarse, but bilinear shading makes it look smooth
+GRID_2D = 32  # points per side: coarse, but bilinear shading makes it look smooth
 GRID_1D = 200
 MARGIN = 0.1  # of the data's range, on each side
 
