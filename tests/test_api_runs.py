@@ -323,6 +323,7 @@ def test_predictions_after_the_run_succeeds(client: TestClient) -> None:
         run_service.finish_run(
             session=session,
             run_id=run["id"],
+            worker="w",
             status=RunStatus.succeeded,
             summary=summary,
             predictions=predictions,

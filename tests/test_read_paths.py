@@ -69,7 +69,9 @@ def test_a_run_reads_fresh_until_it_succeeds_then_from_memory(client: TestClient
     assert client.get(f"/api/v1/runs/{run_id}/metrics").json()["epoch"] == [1]
     with session_scope() as session:
         run_service.record_epochs(session=session, rows=[{"run_id": run_id, "epoch": 2, **ROW}])
-        run_service.finish_run(session=session, run_id=run_id, status=RunStatus.succeeded, summary=None)
+        run_service.finish_run(
+            session=session, run_id=run_id, worker="w@host/1", status=RunStatus.succeeded, summary=None
+        )
     run = client.get(f"/api/v1/runs/{run_id}").json()
     history = client.get(f"/api/v1/runs/{run_id}/metrics").json()
     assert run["status"] == "succeeded" and history["epoch"] == [1, 2]

@@ -3,12 +3,13 @@
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.core.db import session_scope
-from app.models import EpochMetric, RunStatus
+from app.models import EpochMetric, Run, RunStatus
 from app.schemas import RunSpec
 from app.services import runs as run_service
+from app.services.errors import Conflict
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,7 +70,11 @@ def test_a_run_cancelled_while_training_stays_cancelled(database: str) -> None:
     with session_scope() as session:
         assert run_service.stopped_run_ids(session=session, run_ids=[run_id], worker="a") == {run_id}
         run_service.finish_run(
-            session=session, run_id=run_id, status=RunStatus.succeeded, summary={"train_loss": 0.3}
+            session=session,
+            run_id=run_id,
+            worker="a",
+            status=RunStatus.succeeded,
+            summary={"train_loss": 0.3},
         )
     with session_scope() as session:
         run = run_service.get_run(session=session, run_id=run_id)
@@ -81,7 +86,12 @@ def test_failure_records_its_reason(database: str) -> None:
     with session_scope() as session:
         run_service.claim_runs(session=session, run_ids=[run_id], worker="a")
         run_service.finish_run(
-            session=session, run_id=run_id, status=RunStatus.failed, summary=None, error="it broke"
+            session=session,
+            run_id=run_id,
+            worker="a",
+            status=RunStatus.failed,
+            summary=None,
+            error="it broke",
         )
     with session_scope() as session:
         run = run_service.get_run(session=session, run_id=run_id)
@@ -167,7 +177,9 @@ def test_unused_checkpoints_are_deleted(database: str) -> None:
         kept = run_service.save_checkpoint(
             session=session, checkpoint_id=None, run_ids=[active], epoch=1, data=b"b"
         )
-        run_service.finish_run(session=session, run_id=done, status=RunStatus.succeeded, summary={})
+        run_service.finish_run(
+            session=session, run_id=done, worker="w/1", status=RunStatus.succeeded, summary={}
+        )
     with session_scope() as session:
         assert run_service.delete_unused_checkpoints(session=session) == 1
         assert run_service.load_checkpoint(session=session, checkpoint_id=old) is None
@@ -192,3 +204,33 @@ def test_bundles_group_compatible_runs_costliest_first() -> None:
     assert bundles[-1] == [1, 3], "the linear models, cheapest, go last"
     costs = [max(dict(runs)[i].cost for i in bundle) * len(bundle) for bundle in bundles]
     assert costs == sorted(costs, reverse=True)
+
+
+def test_a_worker_that_lost_its_run_writes_nothing_over_the_new_owner(database: str) -> None:
+    run_id = new_run()
+    with session_scope() as session:
+        run_service.claim_runs(session=session, run_ids=[run_id], worker="old/1")
+    with session_scope() as session:  # presumed dead: back to the queue, and another worker takes it
+        session.execute(update(Run).where(Run.id == run_id).values(status=RunStatus.queued.value))
+        run_service.claim_runs(session=session, run_ids=[run_id], worker="new/2")
+        run_service.finish_run(
+            session=session,
+            run_id=run_id,
+            worker="new/2",
+            status=RunStatus.succeeded,
+            summary={"test_loss": 0.1},
+        )
+    with session_scope() as session:  # the old one wakes up, finds it lost the run, and reports its stop
+        assert run_service.stopped_run_ids(session=session, run_ids=[run_id], worker="old/1") == {run_id}
+        run_service.finish_run(
+            session=session,
+            run_id=run_id,
+            worker="old/1",
+            status=RunStatus.cancelled,
+            summary={"test_loss": 9.9},
+        )
+    with session_scope() as session:
+        run = run_service.get_run(session=session, run_id=run_id)
+        assert (run.status, run.summary, run.worker) == ("succeeded", {"test_loss": 0.1}, "new/2")
+        with pytest.raises(Conflict, match="already ended"):
+            run_service.cancel_run(session=session, run_id=run_id)

@@ -41,7 +41,7 @@ def sweep_runs(client: TestClient, sweep_id: int) -> list[dict[str, Any]]:
 def finish(run_id: int, status: RunStatus = RunStatus.succeeded, **summary: float) -> None:
     with session_scope() as session:
         run_service.claim_runs(session=session, run_ids=[run_id], worker="test")
-        run_service.finish_run(session=session, run_id=run_id, status=status, summary=summary)
+        run_service.finish_run(session=session, run_id=run_id, worker="test", status=status, summary=summary)
 
 
 def test_table_statistics_match_an_independent_computation(client: TestClient) -> None:

@@ -210,6 +210,7 @@ class DatabaseRecorder(TrainingObserver):
                 run_service.finish_run(
                     session=session,
                     run_id=run_id,
+                    worker=self.worker,
                     status=outcome.status,
                     summary=outcome.summary,
                     error=outcome.error,

@@ -69,11 +69,16 @@ def get_run(*, session: Session, run_id: int) -> Run:
 
 def cancel_run(*, session: Session, run_id: int) -> Run:
     """A queued run never starts; a running one stops at its worker's next look (within an epoch)."""
+    # One conditional update: a run that succeeds meanwhile must not turn into a cancelled one.
+    cancelled = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(ACTIVE_STATUSES))
+        .values(status=RunStatus.cancelled.value, finished_at=utcnow())
+        .returning(Run.id)
+    ).first()
     run = get_run(session=session, run_id=run_id)
-    if run.status not in ACTIVE_STATUSES:
+    if cancelled is None:
         raise Conflict(f"run {run_id} has already ended ({run.status}); only queued or running runs cancel")
-    run.status = RunStatus.cancelled.value
-    run.finished_at = utcnow()
     return run
 
 
@@ -227,19 +232,25 @@ def finish_run(
     *,
     session: Session,
     run_id: int,
+    worker: str,
     status: RunStatus,
     summary: dict[str, Any] | None,
     error: str | None = None,
     predictions: dict[str, Any] | None = None,
 ) -> None:
-    """Write the outcome. A run cancelled while it trained stays cancelled, with its summary kept."""
-    session.execute(update(Run).where(Run.id == run_id).values(summary=summary))
-    session.execute(
+    """Write the outcome of a run this worker trained. A run cancelled or pruned while it trained keeps
+    that status, with its summary. A worker that lost the run (presumed dead, and another took it over)
+    writes nothing: the outcome is the new owner's, and a succeeded run is never written again."""
+    owned = (Run.id == run_id, Run.worker == worker)
+    stopped = (RunStatus.running.value, RunStatus.cancelled.value, RunStatus.pruned.value)
+    session.execute(update(Run).where(*owned, Run.status.in_(stopped)).values(summary=summary))
+    ended = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.running.value)
+        .where(*owned, Run.status == RunStatus.running.value)
         .values(status=status.value, error=error, finished_at=utcnow())
-    )
-    if predictions is not None:
+        .returning(Run.id)
+    ).first()
+    if predictions is not None and ended is not None:
         session.merge(
             RunArtifact(
                 run_id=run_id,
