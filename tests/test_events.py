@@ -1,7 +1,6 @@
 """Server-Sent Events against real processes: a run's every epoch in order, resuming after a dropped
 connection, a sweep's transitions, and the delay from a worker's write to the event."""
 
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ def events(
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for sse in parse_sse(response.iter_lines()):
-            got.append(Event(sse.event, sse.id, json.loads(sse.data)))
+            got.append(Event(sse.event, sse.id, sse.json()))
             if stop_after is not None and len(got) >= stop_after:
                 break
     return got
@@ -83,6 +82,22 @@ def test_a_client_that_reconnects_with_last_event_id_misses_nothing(live: httpx.
     assert rest[-1].data["status"] == "succeeded"
 
 
+def test_a_cancelled_run_ends_its_stream_with_its_last_epochs_and_summary(live: httpx.Client) -> None:
+    run_id = live.post("/api/v1/runs", json={"epochs": 5000, "n_samples": 4000}).json()["id"]
+    got: list[Event] = []
+    with live.stream("GET", f"/api/v1/runs/{run_id}/events", timeout=60) as response:
+        for sse in parse_sse(response.iter_lines()):
+            got.append(Event(sse.event, sse.id, sse.json()))
+            if sse.event == "epoch" and sse.json()["epoch"] == 3:
+                assert live.post(f"/api/v1/runs/{run_id}/cancel").status_code == 202
+    final = got[-1]
+    assert final.event == "run" and final.data["status"] == "cancelled"
+    # The worker writes the summary and its last epochs after the status: the stream waited for them.
+    assert final.data["summary"] is not None
+    assert epochs_of(got) == live.get(f"/api/v1/runs/{run_id}/metrics").json()["epoch"]
+    assert final.data["summary"]["best_val_loss"] is not None
+
+
 SWEEP = {
     "method": "grid",
     "parameters": {"depth": {"values": [0, 1]}, "width": {"values": [2, 3]}},
@@ -110,6 +125,10 @@ def test_streams_of_unknown_runs_and_sweeps_are_404(live: httpx.Client) -> None:
     assert live.get("/api/v1/runs/999999/events").status_code == 404
     assert live.get("/api/v1/sweeps/999999/events").status_code == 404
     assert live.get("/api/v1/runs/0/events").status_code == 422
+    # A Last-Event-ID that is not a small number means "from the start", never a 500.
+    run_id = live.post("/api/v1/runs", json={"epochs": 2}).json()["id"]
+    for last in ("9" * 5000, "-1", "x", "1e3"):
+        assert epochs_of(events(live, f"/api/v1/runs/{run_id}/events", last_event_id=last)) == [1, 2]
 
 
 def latency_from_write_to_event(env: dict[str, str]) -> list[float]:

@@ -4,6 +4,7 @@ Each stream polls the database (SWEEPYARD_EVENTS_POLL_INTERVAL_S) from an async 
 queries on the thread pool, so an open stream holds neither a thread nor a connection between polls.
 """
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -23,6 +24,9 @@ from app.services.events import TERMINAL, sse
 router = APIRouter(tags=["events"])
 T = TypeVar("T")
 KEEP_ALIVE_S = 15.0
+# How long a stream waits, once a run is cancelled or pruned, for its worker's last epochs and summary.
+SETTLE_S = 10.0
+LAST_EPOCH = re.compile(r"\d{1,9}")
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 RUN_EVENTS_DOC = """Server-Sent Events, `text/event-stream`:
 
@@ -79,30 +83,34 @@ def _stream(events_: AsyncIterator[bytes]) -> StreamingResponse:
 )
 async def run_events(run_id: RunId, last_event_id: LastEventId = None) -> StreamingResponse:
     """Follow a run live: its epochs and status changes."""
-    status, view = await _in_thread(events.run_state, run_id=run_id)  # a 404 before the stream starts
-    sent = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    view = await _in_thread(events.run_state, run_id=run_id)  # a 404 before the stream starts
+    sent = int(last_event_id) if last_event_id and LAST_EPOCH.fullmatch(last_event_id) else 0
     poll_s = get_settings().events_poll_interval_s
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal sent
-        announced = status
-        yield sse("run", view, str(sent))
+        announced = view["status"]
+        yield sse("run", orjson.dumps(view), str(sent))
         keep_alive = KeepAlive()
+        ended_at: float | None = None
         while True:
-            # Status before epochs: a run's last epochs are written before it is marked finished, so
-            # once the status read is final the epochs read after it are complete.
-            now_status, now_view = await _in_thread(events.run_state, run_id=run_id)
+            # Status before epochs: a run's last epochs are written before its outcome, so once the
+            # outcome is read the epochs read after it are complete.
+            now = await _in_thread(events.run_state, run_id=run_id)
             rows = await _in_thread(events.epochs_after, run_id=run_id, epoch=sent)
             for row in rows:
                 sent = row["epoch"]
                 yield keep_alive.sent(sse("epoch", orjson.dumps(row), str(sent)))
             if len(rows) == events.EPOCHS_PER_READ:
                 continue  # more are waiting
-            if now_status != announced or now_status in TERMINAL:
-                announced = now_status
-                yield keep_alive.sent(sse("run", now_view, str(sent)))
-                if now_status in TERMINAL:
+            if now["status"] in TERMINAL:
+                ended_at = ended_at or time.monotonic()
+                if events.settled(now) or time.monotonic() - ended_at > SETTLE_S:
+                    yield sse("run", orjson.dumps(now), str(sent))
                     return
+            elif now["status"] != announced:
+                announced = now["status"]
+                yield keep_alive.sent(sse("run", orjson.dumps(now), str(sent)))
             if keep_alive.due():
                 yield keep_alive.sent(b": keep-alive\n\n")
             await anyio.sleep(poll_s)

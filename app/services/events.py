@@ -5,9 +5,10 @@ whichever broker carries the work, and a client that reconnects with Last-Event-
 
 A run's event ids are epoch numbers: the last one a client saw says which epochs it has. A sweep's are
 cursors over its runs' transitions (a run started at started_at, ended at finished_at), ordered by time,
-run id and kind. Timestamps come from several workers whose commits may land out of order, so each read
-looks back a little before the cursor and drops what the stream already sent: a transition may reach a
-reconnecting client twice, never not at all.
+run id and kind. Timestamps come from several processes whose commits may land out of order, so each read
+looks back LOOKBACK before the cursor and drops what the stream already sent: a transition may reach a
+reconnecting client twice, and is missed only if its commit came more than LOOKBACK after its timestamp
+(or the clocks of the machines differ by more).
 """
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from app.core.db import Reader
 from app.models import EpochMetric, Run, RunStatus
 from app.schemas import MetricKey
 from app.services import run_views, sweeps
@@ -26,7 +28,8 @@ TERMINAL = frozenset(
     {RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.cancelled.value, RunStatus.pruned.value}
 )
 EPOCHS_PER_READ = 1000
-LOOKBACK = timedelta(seconds=10)
+# Longer than a claim can wait for SQLite's write lock between taking its timestamp and committing.
+LOOKBACK = timedelta(seconds=60)
 STARTED, ENDED = 0, 1
 
 
@@ -36,10 +39,15 @@ def sse(event: str, data: bytes, event_id: str | None = None) -> bytes:
     return head.encode() + b"data: " + data + b"\n\n"
 
 
-def run_state(*, session: Session, run_id: int) -> tuple[str, bytes]:
-    """The run's status and its JSON as GET /runs/{id} answers it; NotFound if there is no such run."""
-    view = run_views.run_view(session=session, run_id=run_id)
-    return view["status"], orjson.dumps(view)
+def run_state(*, session: Reader, run_id: int) -> dict[str, Any]:
+    """The run as GET /runs/{id} answers it; NotFound if there is no such run."""
+    return run_views.run_view(session=session, run_id=run_id)
+
+
+def settled(view: dict[str, Any]) -> bool:
+    """Whether an ended run is written whole. A cancel or the pruner sets the status first, and the
+    worker writes the last epochs and the summary a moment later; a run that never started has none."""
+    return view["status"] in TERMINAL and (view["summary"] is not None or view["worker"] is None)
 
 
 def epochs_after(*, session: Session, run_id: int, epoch: int) -> list[dict[str, Any]]:
