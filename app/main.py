@@ -30,7 +30,7 @@ def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
     app = FastAPI(title="Sweepyard", version="1.0", description=DESCRIPTION)
-    app.state.finished_responses = ImmutableResponses(max_bytes=64 * 2**20)
+    app.state.succeeded_responses = ImmutableResponses(max_bytes=64 * 2**20)
 
     # Outermost last: CORS answers preflights before the token check; the size limit guards the body.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)

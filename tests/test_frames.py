@@ -98,3 +98,9 @@ def test_frames_round_trip_compactly_and_never_unpickle() -> None:
     np.save(hostile, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         frames.decode(hostile.getvalue())
+
+
+def test_frames_are_for_lines_and_planes_only() -> None:
+    assert frames.drawable(1) and frames.drawable(2) and not frames.drawable(3)
+    with pytest.raises(ValueError, match="1-D and 2-D"):
+        frames.grid(np.zeros((5, 3), dtype=np.float32))

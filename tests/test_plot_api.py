@@ -128,7 +128,10 @@ def test_curves_overlay_the_runs_asked_for(finished: tuple[httpx.Client, dict[st
         ("/api/v1/runs/{xor}/plots/loss.png?width=99999", 422, "width"),
         ("/api/v1/sweeps/{sweep}/plots/heatmap.png?rows=colour", 422, "colour"),
         ("/api/v1/sweeps/{sweep}/plots/curves.png?run_ids=1,x", 422, "run_ids"),
-        ("/api/v1/sweeps/{sweep}/plots/curves.png?run_ids=999999", 404, "run 999999 not found"),
+        ("/api/v1/sweeps/{sweep}/plots/curves.png?run_ids=999999", 404, "run 999999 is not a run of sweep"),
+        ("/api/v1/sweeps/{sweep}/plots/curves.png?run_ids={xor}", 404, "is not a run of sweep"),
+        ("/api/v1/sweeps/{sweep}/plots/curves.png?run_ids=99999999999999999999", 422, "run_ids"),
+        ("/api/v1/runs/{xor}/plots/boundary.gif?width=2000&height=2000", 422, "pixels a frame"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(

@@ -47,7 +47,7 @@ def test_status_and_history_are_one_query_each_and_a_list_two(client: TestClient
     run_id = client.post("/api/v1/runs", json={"tags": ["b", "a"], "epochs": 3}).json()["id"]
     client.post("/api/v1/runs", json={})
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}")) == 1
-    # The page's ids, statuses and count; then the runs the cache of succeeded ones does not hold.
+    # The page's ids and count; then the runs the cache of succeeded ones does not hold.
     assert statements_during(lambda: client.get("/api/v1/runs", params={"tag": "a"})) == 2
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}/metrics")) == 1
     # Past the end the window count has no row to ride on: a second query counts.
@@ -78,7 +78,7 @@ def test_a_run_reads_fresh_until_it_succeeds_then_from_memory(client: TestClient
     # Succeeded: nothing writes to it again, so the next reads need no query, and answer the same.
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}")) == 0
     assert statements_during(lambda: client.get(f"/api/v1/runs/{run_id}/metrics")) == 0
-    assert statements_during(lambda: client.get("/api/v1/runs")) == 1  # ids and statuses only
+    assert statements_during(lambda: client.get("/api/v1/runs")) == 1  # the page's ids only
     assert client.get("/api/v1/runs").json() == {"data": [run], "count": 1}
     assert client.get(f"/api/v1/runs/{run_id}").json() == run
     assert client.get(f"/api/v1/runs/{run_id}/metrics").json() == history

@@ -3,13 +3,17 @@
 The name's extension picks the format (`loss.png`, `loss.svg`); a bare name (`loss`) takes `format=`.
 """
 
-from typing import Annotated, Any, Literal
+import threading
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Query, Response
+from sqlalchemy import select
 
 from app.api.deps import RunId, SweepId
 from app.core.db import session_scope
+from app.models import Run
 from app.schemas import MetricKey, RunSpec, SummaryMetric
 from app.services import frames, importance, plots, run_views, sweeps, tables
 from app.services import runs as run_service
@@ -18,6 +22,7 @@ from app.services.errors import NotFound, Unprocessable
 from app.services.plots import ImageFormat
 
 router = APIRouter(tags=["plots"])
+T = TypeVar("T")
 
 
 RunPlot = Literal[
@@ -41,11 +46,15 @@ DEFAULT_SIZES = {
     "curves": (800, 500),
 }
 GIF_SIZE = (480, 420)
+GIF_MAX_PIXELS = 1_000_000  # a frame's; a GIF keeps every frame whole
+MAX_POINTS = 2000  # test points drawn: enough to see the data, few enough to draw fast
+# Drawing is CPU-bound and holds the interpreter: a few at a time, however many clients ask at once.
+RENDERING = threading.BoundedSemaphore(2)
 FormatQuery = Annotated[
     Literal["png", "svg"] | None, Query(description="png or svg, for a name without an extension.")
 ]
-Width = Annotated[int | None, Query(ge=100, le=4000, description="Width in pixels (PNG, GIF).")]
-Height = Annotated[int | None, Query(ge=100, le=4000, description="Height in pixels (PNG, GIF).")]
+Width = Annotated[int | None, Query(ge=100, le=3000, description="Width in pixels (PNG, GIF).")]
+Height = Annotated[int | None, Query(ge=100, le=3000, description="Height in pixels (PNG, GIF).")]
 IMAGES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}, "image/svg+xml": {}, "image/gif": {}}, "description": "The image."}
 }
@@ -69,6 +78,12 @@ def _size(plot: str, width: int | None, height: int | None) -> tuple[int, int]:
     return width or default_width, height or default_height
 
 
+def _sample(values: list[T]) -> list[T]:
+    """At most MAX_POINTS of the values, evenly spread (the same ones for lists of the same length)."""
+    step = -(-len(values) // MAX_POINTS)
+    return values[::step]
+
+
 def _run_title(view: dict[str, Any], spec: RunSpec) -> str:
     name = view["name"] or f"run {view['id']}"
     model = f"depth {spec.depth}, width {spec.width}" if spec.depth else "depth 0 (no hidden layer)"
@@ -81,9 +96,10 @@ def _loss(run_id: int, fmt: ImageFormat, size: tuple[int, int]) -> bytes:
         history = run_views.history(session=session, run_id=run_id, keys=list(MetricKey))
     best_epoch = (view["summary"] or {}).get("best_epoch")
     title = _run_title(view, RunSpec.from_stored(view["spec"]))
-    return plots.loss_curves(
-        history, best_epoch=best_epoch, title=title, fmt=fmt, width=size[0], height=size[1]
-    )
+    with RENDERING:
+        return plots.loss_curves(
+            history, best_epoch=best_epoch, title=title, fmt=fmt, width=size[0], height=size[1]
+        )
 
 
 def _predictions(run_id: int, fmt: ImageFormat, size: tuple[int, int]) -> bytes:
@@ -93,31 +109,34 @@ def _predictions(run_id: int, fmt: ImageFormat, size: tuple[int, int]) -> bytes:
         fit = frames.last_frame(session=session, run_id=run_id)
     spec = RunSpec.from_stored(view["spec"])
     title = _run_title(view, spec)
+    inputs, targets, predictions = _sample(test.inputs), _sample(test.targets), _sample(test.predictions)
     if spec.task is Task.classification:
-        return plots.classification_predictions(
-            inputs=test.inputs,
-            targets=test.targets,
-            probabilities=test.predictions,
+        with RENDERING:
+            return plots.classification_predictions(
+                inputs=inputs,
+                targets=targets,
+                probabilities=predictions,
+                title=title,
+                fmt=fmt,
+                width=size[0],
+                height=size[1],
+            )
+    fit_x = fit_y = None
+    if fit is not None:
+        fit_x = np.linspace(fit.bounds[0], fit.bounds[1], len(fit.values)).tolist()
+        fit_y = fit.values.tolist()
+    with RENDERING:
+        return plots.regression_fit(
+            inputs=[point[0] for point in inputs],
+            targets=targets,
+            predictions=predictions,
+            fit_x=fit_x,
+            fit_y=fit_y,
             title=title,
             fmt=fmt,
             width=size[0],
             height=size[1],
         )
-    fit_x = fit_y = None
-    if fit is not None:
-        fit_x = np.linspace(fit.bounds[0], fit.bounds[1], len(fit.values)).tolist()
-        fit_y = fit.values.tolist()
-    return plots.regression_fit(
-        inputs=[point[0] for point in test.inputs],
-        targets=test.targets,
-        predictions=test.predictions,
-        fit_x=fit_x,
-        fit_y=fit_y,
-        title=title,
-        fmt=fmt,
-        width=size[0],
-        height=size[1],
-    )
 
 
 def _boundary_frames(run_id: int) -> tuple[str, list[frames.Frame], list[list[float]], list[float]]:
@@ -139,7 +158,7 @@ def _boundary_frames(run_id: int) -> tuple[str, list[frames.Frame], list[list[fl
             )
         try:
             test = run_service.get_predictions(session=session, run_id=run_id, offset=0, limit=10**6)
-            points, labels = test.inputs, test.targets
+            points, labels = _sample(test.inputs), _sample(test.targets)
         except NotFound:  # still training: the boundary alone
             points, labels = [], []
     return _run_title(view, spec), made, points, labels
@@ -148,30 +167,37 @@ def _boundary_frames(run_id: int) -> tuple[str, list[frames.Frame], list[list[fl
 def _boundary(run_id: int, fmt: ImageFormat, size: tuple[int, int], epoch: int | None) -> bytes:
     title, made, points, labels = _boundary_frames(run_id)
     frame = made[-1] if epoch is None else min(made, key=lambda f: abs(f.epoch - epoch))
-    return plots.decision_boundary(
-        bounds=frame.bounds,
-        probabilities=frame.values,
-        points=points,
-        labels=labels,
-        epoch=frame.epoch,
-        title=title,
-        fmt=fmt,
-        width=size[0],
-        height=size[1],
-    )
+    with RENDERING:
+        return plots.decision_boundary(
+            bounds=frame.bounds,
+            probabilities=frame.values,
+            points=points,
+            labels=labels,
+            epoch=frame.epoch,
+            title=title,
+            fmt=fmt,
+            width=size[0],
+            height=size[1],
+        )
 
 
 def _boundary_gif(run_id: int, size: tuple[int, int]) -> bytes:
+    if size[0] * size[1] > GIF_MAX_PIXELS:
+        raise Unprocessable(
+            f"boundary.gif is at most {GIF_MAX_PIXELS:,} pixels a frame; asked for {size[0]} x {size[1]}",
+            loc=("query", "width"),
+        )
     title, made, points, labels = _boundary_frames(run_id)
-    return plots.boundary_animation(
-        bounds=made[-1].bounds,
-        frames=[(frame.epoch, frame.values) for frame in made],
-        points=points,
-        labels=labels,
-        title=title,
-        width=size[0],
-        height=size[1],
-    )
+    with RENDERING:
+        return plots.boundary_animation(
+            bounds=made[-1].bounds,
+            frames=[(frame.epoch, frame.values) for frame in made],
+            points=points,
+            labels=labels,
+            title=title,
+            width=size[0],
+            height=size[1],
+        )
 
 
 @router.get(
@@ -203,6 +229,7 @@ def run_plot(
 
 CURVES_DEFAULT = 10
 CURVES_MAX = 50
+MAX_ID = 2**63 - 1
 
 
 def _parse_run_ids(run_ids: str | None) -> list[int] | None:
@@ -214,30 +241,31 @@ def _parse_run_ids(run_ids: str | None) -> list[int] | None:
         raise Unprocessable(
             "run_ids must be run ids separated by commas, e.g. 3,7,9", loc=("query", "run_ids")
         ) from None
-    if not 1 <= len(ids) <= CURVES_MAX or min(ids) < 1:
+    if not 1 <= len(ids) <= CURVES_MAX or min(ids) < 1 or max(ids) > MAX_ID:
         raise Unprocessable(f"run_ids takes 1 to {CURVES_MAX} positive run ids", loc=("query", "run_ids"))
     return ids
 
 
 def _curves(
-    sweep_id: int, run_ids: list[int] | None, key: MetricKey, fmt: ImageFormat, size: tuple[int, int]
-) -> bytes:
+    sweep_id: int, run_ids: list[int] | None, key: MetricKey
+) -> tuple[list[tuple[str, Sequence[int], Sequence[float | None]]], str]:
+    """Each run's curve of `key`, labelled with its swept values, and the plot's title."""
     with session_scope(read_only=True) as session:
         sweep = sweeps.get_sweep(session=session, sweep_id=sweep_id)
         config = sweeps.accepted_config(sweep)
         if run_ids is None:
             run_ids = sweeps.best_run_ids(session=session, sweep=sweep, config=config, limit=CURVES_DEFAULT)
+        in_sweep = select(Run.id, Run.spec).where(Run.sweep_id == sweep_id, Run.id.in_(run_ids))
+        specs: dict[int, dict[str, Any]] = {run_id: spec for run_id, spec in session.execute(in_sweep)}
+        if foreign := [run_id for run_id in run_ids if run_id not in specs]:
+            raise NotFound(f"run {foreign[0]} is not a run of sweep {sweep_id}")
+        varied = [*config.parameters, *(["seed"] if config.repeats > 1 else [])]
         series = []
         for run_id in run_ids:
-            spec = run_views.run_view(session=session, run_id=run_id)["spec"]
             history = run_views.history(session=session, run_id=run_id, keys=[key])
-            varied = [*config.parameters, *(["seed"] if config.repeats > 1 else [])]
-            label = f"#{run_id} " + ", ".join(f"{name}={spec.get(name)}" for name in varied)
+            label = f"#{run_id} " + ", ".join(f"{name}={specs[run_id].get(name)}" for name in varied)
             series.append((label, history["epoch"], history[key.value]))
-    title = f"sweep {sweep_id}: {key.value} of {len(series)} runs"
-    return plots.overlaid_curves(
-        series, metric=key.value, title=title, fmt=fmt, width=size[0], height=size[1]
-    )
+    return series, f"sweep {sweep_id}: {key.value} of {len(series)} runs"
 
 
 @router.get(
@@ -268,18 +296,30 @@ def sweep_plot(
     image_format: ImageFormat = "svg" if fmt == "svg" else "png"
     width, height = _size(plot, width, height)
     if plot == "curves":
-        return _image(_curves(sweep_id, _parse_run_ids(run_ids), curve, image_format, (width, height)), fmt)
+        series, title = _curves(sweep_id, _parse_run_ids(run_ids), curve)
+        with RENDERING:
+            image = plots.overlaid_curves(
+                series, metric=curve.value, title=title, fmt=image_format, width=width, height=height
+            )
+        return _image(image, fmt)
+    # Read, then draw: no database connection is held while matplotlib works.
     with session_scope(read_only=True) as session:
         if plot == "heatmap":
             table = tables.sweep_table(
                 session=session, sweep_id=sweep_id, rows=rows or None, cols=cols or None, metric=metric
             )
-            return _image(plots.heatmap(table, fmt=image_format, width=width, height=height), fmt)
-        if plot == "importance":
+        elif plot == "importance":
             ranked = importance.sweep_importance(session=session, sweep_id=sweep_id, metric=metric)
-            return _image(plots.importance_bars(ranked, fmt=image_format, width=width, height=height), fmt)
-        parallel = tables.sweep_parallel(session=session, sweep_id=sweep_id, metric=metric)
-        goal = sweeps.accepted_config(sweeps.get_sweep(session=session, sweep_id=sweep_id)).metric.goal
-    return _image(
-        plots.parallel_coordinates(parallel, goal=goal, fmt=image_format, width=width, height=height), fmt
-    )
+        else:
+            parallel = tables.sweep_parallel(session=session, sweep_id=sweep_id, metric=metric)
+            goal = sweeps.accepted_config(sweeps.get_sweep(session=session, sweep_id=sweep_id)).metric.goal
+    with RENDERING:
+        if plot == "heatmap":
+            image = plots.heatmap(table, fmt=image_format, width=width, height=height)
+        elif plot == "importance":
+            image = plots.importance_bars(ranked, fmt=image_format, width=width, height=height)
+        else:
+            image = plots.parallel_coordinates(
+                parallel, goal=goal, fmt=image_format, width=width, height=height
+            )
+    return _image(image, fmt)

@@ -55,29 +55,30 @@ async def list_runs(
             values=values,
             limit=limit,
             offset=offset,
-            finished=finished_responses(request),
+            succeeded=succeeded_responses(request),
         )
     )
     return Response(page, media_type="application/json")
 
 
-def finished_responses(request: Request) -> ImmutableResponses:
-    """What polling clients read most, kept for runs that succeeded: nothing writes to those again."""
-    cache: ImmutableResponses = request.app.state.finished_responses
+def succeeded_responses(request: Request) -> ImmutableResponses:
+    """What polling clients read most, kept for runs that succeeded: nothing writes to those again
+    (see app/core/cache.py)."""
+    cache: ImmutableResponses = request.app.state.succeeded_responses
     return cache
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 async def read_run(run_id: RunId, request: Request) -> Response:
     """Read a run: status, progress, summary."""
-    finished = finished_responses(request)
+    succeeded = succeeded_responses(request)
     key = ("run", run_id)
-    body = finished.get(key)
+    body = succeeded.get(key)
     if body is None:
         view = db.read(lambda connection: run_views.run_view(session=connection, run_id=run_id))
         body = orjson.dumps(view)
         if view["status"] == RunStatus.succeeded:
-            finished.put(key, body)
+            succeeded.put(key, body)
     return Response(body, media_type="application/json")
 
 
@@ -136,17 +137,17 @@ async def read_metrics(
 ) -> Response:
     """Read a run's per-epoch history."""
     chosen = _parse_keys(keys) or list(MetricKey)
-    finished = finished_responses(request)
+    succeeded = succeeded_responses(request)
     key = ("metrics", run_id, tuple(chosen))
     if format == "json":
-        if (body := finished.get(key)) is None:
+        if (body := succeeded.get(key)) is None:
             body, run_status = db.read(
                 lambda connection: run_views.history_json_and_status(
                     session=connection, run_id=run_id, keys=chosen
                 )
             )
             if run_status == RunStatus.succeeded:
-                finished.put(key, body)
+                succeeded.put(key, body)
         return Response(body, media_type="application/json")
     history = await run_in_threadpool(  # CSV is for downloads, not polling: off the event loop
         db.read, lambda connection: run_views.history(session=connection, run_id=run_id, keys=chosen)

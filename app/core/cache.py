@@ -6,9 +6,9 @@ from collections.abc import Hashable
 
 
 class ImmutableResponses:
-    """Least-recently-used bytes, up to a total size. Only for answers that no later write can change
-    (a succeeded run is never written again), so no entry ever needs invalidating, and each API process
-    may keep its own."""
+    """Least-recently-used bytes, up to a total size. Only for answers that no later write can change,
+    so no entry ever needs invalidating and each API process may keep its own: a succeeded run is never
+    written again (only the worker that owns a run writes its outcome, and never over a success)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes

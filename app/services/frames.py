@@ -42,8 +42,15 @@ def frame_epochs(epochs: int, frames: int) -> list[int]:
     return sorted({int(e) for e in np.rint(np.linspace(0, epochs, min(frames, epochs + 1)))})
 
 
+def drawable(input_dim: int) -> bool:
+    """Frames cover the input space: a line or a plane."""
+    return input_dim <= 2
+
+
 def grid(train_x: npt.NDArray[np.float32]) -> tuple[list[float], npt.NDArray[np.float32]]:
     """The box around the training inputs (plus a margin) and the grid's points in it, [G, input_dim]."""
+    if not drawable(train_x.shape[1]):
+        raise ValueError(f"frames cover 1-D and 2-D inputs, not {train_x.shape[1]}-D")
     low, high = train_x.min(axis=0), train_x.max(axis=0)
     pad = MARGIN * np.maximum(high - low, 1e-6)
     low, high = low - pad, high + pad

@@ -158,20 +158,15 @@ def filter_clauses(names: Iterable[str]) -> list[ColumnElement[bool]]:
 
 @lru_cache(maxsize=16)
 def _page_statement(filters: tuple[str, ...]) -> Select[Any]:
-    """The page's ids and statuses, newest first, each with how many runs match. The ids come from the
-    index alone: skipping `offset` rows of the table itself would read each of them whole."""
-    page_ids = (
-        select(Run.id)
+    """The page's ids, newest first, each with how many runs match: both from indexes alone, where
+    reading the rows `offset` skips would read each of them whole."""
+    matching = select(func.count()).select_from(Run).where(*filter_clauses(filters)).scalar_subquery()
+    return (
+        select(Run.id, matching.label("matching"))
         .where(*filter_clauses(filters))
         .order_by(Run.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
-    )
-    matching = select(func.count()).select_from(Run).where(*filter_clauses(filters)).scalar_subquery()
-    return (
-        select(Run.id, Run.status, matching.label("matching"))
-        .where(Run.id.in_(page_ids))
-        .order_by(Run.id.desc())
     )
 
 
@@ -187,22 +182,22 @@ def runs_page_json(
     values: dict[str, Any],
     limit: int,
     offset: int,
-    finished: ImmutableResponses,
+    succeeded: ImmutableResponses,
 ) -> bytes:
     """A page of runs, newest first, and how many match. `filters` names the filters (see run_filters)
-    and `values` gives their values. Succeeded runs come from `finished` when it has them (and go into
+    and `values` gives their values. Succeeded runs come from `succeeded` when it has them (and go into
     it when it does not): a page of those costs one narrow query."""
     page = session.execute(_page_statement(filters), {**values, "limit": limit, "offset": offset}).all()
     if not page:  # past the end there is no row to carry the count
         count_all = select(func.count()).select_from(Run).where(*filter_clauses(filters))
         return orjson.dumps({"data": [], "count": session.scalar(count_all, values) or 0})
-    bodies = {row.id: body for row in page if (body := finished.get(("run", row.id))) is not None}
+    bodies = {row.id: body for row in page if (body := succeeded.get(("run", row.id))) is not None}
     missing = [row.id for row in page if row.id not in bodies]
     if missing:
         for view in _views(session.execute(RUNS_BY_IDS, {"run_ids": missing})):
             body = bodies[view["id"]] = orjson.dumps(view)
             if view["status"] == RunStatus.succeeded:
-                finished.put(("run", view["id"]), body)
+                succeeded.put(("run", view["id"]), body)
     data = [orjson.Fragment(bodies[row.id]) for row in page]
     return orjson.dumps({"data": data, "count": page[0].matching})
 

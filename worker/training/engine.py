@@ -157,9 +157,10 @@ def build_bundle(runs: Sequence[ClaimedRun], device: torch.device) -> Bundle:
         name: torch.as_tensor(np.stack([getattr(split, name) for split in splits]), device=device)
         for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
     }
-    grids = [frames.grid(split.train_x) for split in splits]
-    data["grid_bounds"] = torch.tensor([bounds for bounds, _ in grids], device=device)
-    data["grid_x"] = torch.as_tensor(np.stack([points for _, points in grids]), device=device)
+    if frames.drawable(specs[0].input_dim):
+        grids = [frames.grid(split.train_x) for split in splits]
+        data["grid_bounds"] = torch.tensor([bounds for bounds, _ in grids], device=device)
+        data["grid_x"] = torch.as_tensor(np.stack([points for _, points in grids]), device=device)
 
     def per_member(values: list[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1)
@@ -343,7 +344,7 @@ def train_vectorized(
     n_train = bundle.data["train_x"].shape[1]
     batch_size = first.batch_size
     done_epochs, step = restore(bundle, resume) if resume is not None else (0, 0)
-    frame_epochs = set(observer.frame_epochs(first.epochs))
+    frame_epochs = set(observer.frame_epochs(first.epochs)) if "grid_x" in bundle.data else set()
     if done_epochs == 0 and 0 in frame_epochs:
         _report_frames(bundle, 0, task, activation, observer)
 

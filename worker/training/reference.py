@@ -92,8 +92,8 @@ def train_run(run_id: int, spec: RunSpec, observer: TrainingObserver) -> RunOutc
         train_x, train_y = tensor(splits.train_x), tensor(splits.train_y)
         val_x, val_y = tensor(splits.val_x), tensor(splits.val_y)
         n_train = train_x.shape[0]
-        frame_epochs = set(observer.frame_epochs(spec.epochs))
-        bounds, grid_points = frames.grid(splits.train_x)
+        frame_epochs = set(observer.frame_epochs(spec.epochs)) if frames.drawable(spec.input_dim) else set()
+        bounds, grid_points = frames.grid(splits.train_x) if frame_epochs else ([], splits.train_x[:0])
         grid_x = tensor(grid_points)
 
         def report_frame(epoch: int) -> None:
