@@ -43,7 +43,7 @@ DEFAULT_SIZES = {
     "heatmap": (720, 540),
     "importance": (720, 420),
     "parallel": (900, 500),
-    "curves": (800, 500),
+    "curves": (800, 680),
 }
 GIF_SIZE = (480, 420)
 GIF_MAX_PIXELS = 1_000_000  # a frame's; a GIF keeps every frame whole
@@ -246,6 +246,10 @@ def _parse_run_ids(run_ids: str | None) -> list[int] | None:
     return ids
 
 
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _curves(
     sweep_id: int, run_ids: list[int] | None, key: MetricKey
 ) -> tuple[list[tuple[str, Sequence[int], Sequence[float | None]]], str]:
@@ -263,7 +267,7 @@ def _curves(
         series = []
         for run_id in run_ids:
             history = run_views.history(session=session, run_id=run_id, keys=[key])
-            label = f"#{run_id} " + ", ".join(f"{name}={specs[run_id].get(name)}" for name in varied)
+            label = f"#{run_id} " + ", ".join(f"{name}={_short(specs[run_id].get(name))}" for name in varied)
             series.append((label, history["epoch"], history[key.value]))
     return series, f"sweep {sweep_id}: {key.value} of {len(series)} runs"
 

@@ -165,7 +165,9 @@ def _overlaid_figure(series: Series, metric: str, title: str, width: int, height
         ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel=metric.replace("_", " "))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if n <= 10:
+    if max(len(label) for label, _, _ in series) > 30:  # long labels go under the axes, not over curves
+        fig.legend(loc="outside lower center", fontsize="x-small", ncols=1 if n <= 12 else 2, frameon=False)
+    elif n <= 10:
         ax.legend(fontsize="small")
     else:
         fig.legend(loc="outside right upper", fontsize="x-small", ncols=1 + n // 25)
