@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -128,15 +128,20 @@ def metric_value(metric: str) -> Any:
     return Run.summary[metric].as_float()
 
 
-def best_run(session: Session, sweep: Sweep, config: SweepConfig) -> BestRun | None:
+def _ranked(sweep: Sweep, config: SweepConfig, *columns: Any) -> Select[Any]:
+    """The sweep's succeeded runs with a value of its metric, best first by its goal (ties by id)."""
     value = metric_value(config.metric.name)
     order = value.desc() if config.metric.goal is Goal.maximize else value.asc()
-    row = session.execute(
-        select(Run.id, Run.spec, value)
+    return (
+        select(*columns)
         .where(Run.sweep_id == sweep.id, Run.status == RunStatus.succeeded.value, value.is_not(None))
         .order_by(order, Run.id)
-        .limit(1)
-    ).first()
+    )
+
+
+def best_run(session: Session, sweep: Sweep, config: SweepConfig) -> BestRun | None:
+    value = metric_value(config.metric.name)
+    row = session.execute(_ranked(sweep, config, Run.id, Run.spec, value).limit(1)).first()
     if row is None:
         return None
     return BestRun(id=row[0], value=row[2], params={name: row[1].get(name) for name in config.parameters})
@@ -144,15 +149,7 @@ def best_run(session: Session, sweep: Sweep, config: SweepConfig) -> BestRun | N
 
 def best_run_ids(*, session: Session, sweep: Sweep, config: SweepConfig, limit: int) -> list[int]:
     """The sweep's best succeeded runs by its metric and goal, best first."""
-    value = metric_value(config.metric.name)
-    order = value.desc() if config.metric.goal is Goal.maximize else value.asc()
-    query = (
-        select(Run.id)
-        .where(Run.sweep_id == sweep.id, Run.status == RunStatus.succeeded.value, value.is_not(None))
-        .order_by(order, Run.id)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+    return list(session.scalars(_ranked(sweep, config, Run.id).limit(limit)))
 
 
 def to_public(session: Session, sweep: Sweep, counts: SweepRunCounts) -> SweepPublic:
